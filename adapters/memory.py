@@ -1,0 +1,118 @@
+"""In-memory adapters that really store things: for unit tests and demos, never production."""
+
+from dataclasses import replace
+from datetime import datetime
+from uuid import UUID
+
+from application.ports import TaskPage
+from domain.errors import EmailAlreadyRegistered
+from domain.tasks import Task
+from domain.users import User
+
+
+class InMemoryUserRepository:
+    def __init__(self, tasks: "InMemoryTaskRepository | None" = None) -> None:
+        self._users: dict[UUID, User] = {}
+        # Deleting a user cascades to their tasks, as the foreign key does in PostgreSQL.
+        self._tasks = tasks
+
+    async def add(self, user: User) -> User:
+        if any(u.email == user.email for u in self._users.values()):
+            raise EmailAlreadyRegistered()
+        self._users[user.id] = user
+        return user
+
+    async def get(self, user_id: UUID) -> User | None:
+        return self._users.get(user_id)
+
+    async def get_by_email(self, email: str) -> User | None:
+        return next((u for u in self._users.values() if u.email == email), None)
+
+    async def delete(self, user_id: UUID) -> bool:
+        if self._users.pop(user_id, None) is None:
+            return False
+        if self._tasks is not None:
+            self._tasks.delete_all_of(user_id)
+        return True
+
+
+class InMemoryTaskRepository:
+    def __init__(self) -> None:
+        self._tasks: dict[UUID, Task] = {}
+
+    async def add(self, task: Task) -> Task:
+        self._tasks[task.id] = task
+        return task
+
+    async def get(self, task_id: UUID) -> Task | None:
+        return self._tasks.get(task_id)
+
+    async def list_for_owner(
+        self, owner_id: UUID, *, completed: bool | None, limit: int, offset: int
+    ) -> TaskPage:
+        matching = [
+            t
+            for t in self._tasks.values()
+            if t.owner_id == owner_id and (completed is None or t.completed == completed)
+        ]
+        matching.sort(key=lambda t: (t.created_at, t.id), reverse=True)
+        return TaskPage(tasks=matching[offset : offset + limit], total=len(matching))
+
+    async def update(self, task: Task) -> Task | None:
+        stored = self._tasks.get(task.id)
+        if stored is None:
+            return None
+        updated = replace(
+            stored,
+            title=task.title,
+            description=task.description,
+            completed=task.completed,
+            updated_at=task.updated_at,
+        )
+        self._tasks[task.id] = updated
+        return updated
+
+    async def delete(self, task_id: UUID) -> bool:
+        return self._tasks.pop(task_id, None) is not None
+
+    def delete_all_of(self, owner_id: UUID) -> None:
+        for task_id in [t.id for t in self._tasks.values() if t.owner_id == owner_id]:
+            del self._tasks[task_id]
+
+
+class InMemoryRevocationStore:
+    def __init__(self, clock: "FixedClock | None" = None) -> None:
+        self._revoked: dict[str, datetime] = {}
+        self._clock = clock
+
+    async def revoke(self, token_key: str, expires_at: datetime) -> None:
+        if self._clock is not None:
+            now = self._clock.now()
+            self._revoked = {k: exp for k, exp in self._revoked.items() if exp > now}
+        self._revoked[token_key] = expires_at
+
+    async def is_revoked(self, token_key: str) -> bool:
+        return token_key in self._revoked
+
+
+class FixedClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, now: datetime) -> None:
+        self._now = now
+
+
+class PlainTextHasher:
+    """A fast stand-in for bcrypt in unit tests: reversible, so never anywhere else."""
+
+    async def hash(self, password: str) -> str:
+        return "plain$" + password
+
+    async def verify(self, password: str, password_hash: str) -> bool:
+        return password_hash == "plain$" + password

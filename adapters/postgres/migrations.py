@@ -1,0 +1,75 @@
+"""Schema migrations with yoyo: the SQL files in migrations/, each with its rollback."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from yoyo import get_backend, read_migrations
+
+from application.errors import StorageUnavailable
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationStatus:
+    id: str
+    applied: bool
+
+
+def _yoyo_url(database_url: str) -> str:
+    # yoyo picks its driver from the scheme; psycopg 3 is "postgresql+psycopg".
+    scheme, _, rest = database_url.partition("://")
+    if scheme not in ("postgres", "postgresql", "postgresql+psycopg"):
+        raise ValueError(f"DATABASE_URL must be a postgresql:// URL, not {scheme}://")
+    return "postgresql+psycopg://" + rest
+
+
+class Migrator:
+    def __init__(self, database_url: str, directory: Path = MIGRATIONS_DIR) -> None:
+        self._url = _yoyo_url(database_url)
+        self._directory = directory
+
+    def apply(self) -> list[str]:
+        """Applies every pending migration; returns their ids. Safe when several processes race:
+        yoyo's lock lets one apply them while the others wait."""
+        with self._backend() as (backend, migrations), backend.lock():
+            pending = backend.to_apply(migrations)
+            backend.apply_migrations(pending)
+            return [m.id for m in pending]
+
+    def rollback(self, steps: int = 1) -> list[str]:
+        """Rolls back the newest `steps` applied migrations; returns their ids."""
+        with self._backend() as (backend, migrations), backend.lock():
+            newest_first = backend.to_rollback(migrations)[:steps]
+            backend.rollback_migrations(newest_first)
+            return [m.id for m in newest_first]
+
+    def status(self) -> list[MigrationStatus]:
+        with self._backend() as (backend, migrations):
+            applied = {m.id for m in migrations if backend.is_applied(m)}
+            return [MigrationStatus(m.id, m.id in applied) for m in migrations]
+
+    def _backend(self) -> "_Backend":
+        return _Backend(self._url, self._directory)
+
+
+class _Backend:
+    """Opens a yoyo backend and turns a failed connection into StorageUnavailable."""
+
+    def __init__(self, url: str, directory: Path) -> None:
+        self._url = url
+        self._directory = directory
+        self._backend: Any = None
+
+    def __enter__(self) -> tuple[Any, Any]:
+        try:
+            self._backend = get_backend(self._url)
+        except psycopg.OperationalError as error:
+            raise StorageUnavailable() from error
+        return self._backend, read_migrations(str(self._directory))
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._backend is not None:
+            self._backend.connection.close()

@@ -1,0 +1,217 @@
+"""The repositories in raw SQL over psycopg 3."""
+
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import RowMaker
+from psycopg_pool import AsyncConnectionPool
+
+from adapters.postgres.pool import transaction
+from application.ports import TaskPage
+from domain.errors import EmailAlreadyRegistered
+from domain.tasks import Task
+from domain.users import User
+
+_T = TypeVar("_T")
+
+_USER_COLUMNS = "id, email, password_hash, created_at, updated_at"
+_TASK_COLUMNS = "id, user_id, title, description, completed, created_at, updated_at"
+
+
+def _utc(moment: datetime) -> datetime:
+    # psycopg returns timestamptz in the session's time zone, which a managed server may set.
+    return moment.astimezone(UTC)
+
+
+def _user_row(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[User]:
+    def make(values: Any) -> User:
+        user_id, email, password_hash, created_at, updated_at = values
+        return User(user_id, email, password_hash, _utc(created_at), _utc(updated_at))
+
+    return make
+
+
+def _task_row(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[Task]:
+    def make(values: Any) -> Task:
+        task_id, owner_id, title, description, completed, created_at, updated_at = values
+        return Task(
+            task_id, owner_id, title, description, completed, _utc(created_at), _utc(updated_at)
+        )
+
+    return make
+
+
+class PostgresUserRepository:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def add(self, user: User) -> User:
+        try:
+            async with (
+                transaction(self._pool) as connection,
+                connection.cursor(row_factory=_user_row) as cursor,
+            ):
+                await cursor.execute(
+                    f"""INSERT INTO users ({_USER_COLUMNS})
+                        VALUES (%(id)s, %(email)s, %(password_hash)s,
+                                %(created_at)s, %(updated_at)s)
+                        RETURNING {_USER_COLUMNS}""",
+                    {
+                        "id": user.id,
+                        "email": user.email,
+                        "password_hash": user.password_hash,
+                        "created_at": user.created_at,
+                        "updated_at": user.updated_at,
+                    },
+                )
+                return await _one(cursor)
+        except psycopg.errors.UniqueViolation:
+            raise EmailAlreadyRegistered() from None
+
+    async def get(self, user_id: UUID) -> User | None:
+        async with (
+            transaction(self._pool) as connection,
+            connection.cursor(row_factory=_user_row) as cursor,
+        ):
+            await cursor.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE id = %(id)s", {"id": user_id}
+            )
+            return await cursor.fetchone()
+
+    async def get_by_email(self, email: str) -> User | None:
+        async with (
+            transaction(self._pool) as connection,
+            connection.cursor(row_factory=_user_row) as cursor,
+        ):
+            await cursor.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE lower(email) = lower(%(email)s)",
+                {"email": email},
+            )
+            return await cursor.fetchone()
+
+    async def delete(self, user_id: UUID) -> bool:
+        async with transaction(self._pool) as connection:
+            cursor = await connection.execute(
+                "DELETE FROM users WHERE id = %(id)s", {"id": user_id}
+            )
+            return cursor.rowcount == 1
+
+
+class PostgresTaskRepository:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def add(self, task: Task) -> Task:
+        async with (
+            transaction(self._pool) as connection,
+            connection.cursor(row_factory=_task_row) as cursor,
+        ):
+            await cursor.execute(
+                f"""INSERT INTO tasks
+                        (id, user_id, title, description, completed, created_at, updated_at)
+                    VALUES (%(id)s, %(owner_id)s, %(title)s, %(description)s, %(completed)s,
+                            %(created_at)s, %(updated_at)s)
+                    RETURNING {_TASK_COLUMNS}""",
+                {
+                    "id": task.id,
+                    "owner_id": task.owner_id,
+                    "title": task.title,
+                    "description": task.description,
+                    "completed": task.completed,
+                    "created_at": task.created_at,
+                    "updated_at": task.updated_at,
+                },
+            )
+            return await _one(cursor)
+
+    async def get(self, task_id: UUID) -> Task | None:
+        async with (
+            transaction(self._pool) as connection,
+            connection.cursor(row_factory=_task_row) as cursor,
+        ):
+            await cursor.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = %(id)s", {"id": task_id}
+            )
+            return await cursor.fetchone()
+
+    async def list_for_owner(
+        self, owner_id: UUID, *, completed: bool | None, limit: int, offset: int
+    ) -> TaskPage:
+        # "%(completed)s IS NULL OR ..." would hide the filter from the planner; two statements
+        # let each use its own index: (user_id, created_at, id) or (user_id, completed, ...).
+        where = "user_id = %(owner_id)s" + (
+            "" if completed is None else " AND completed = %(completed)s"
+        )
+        params = {"owner_id": owner_id, "completed": completed, "limit": limit, "offset": offset}
+        async with (
+            transaction(self._pool) as connection,
+            connection.cursor(row_factory=_task_row) as cursor,
+        ):
+            await cursor.execute(
+                f"""SELECT {_TASK_COLUMNS} FROM tasks WHERE {where}
+                    ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s""",
+                params,
+            )
+            tasks = await cursor.fetchall()
+            count = await connection.execute(f"SELECT count(*) FROM tasks WHERE {where}", params)
+            row = await count.fetchone()
+            assert row is not None
+            return TaskPage(tasks=tasks, total=row[0])
+
+    async def update(self, task: Task) -> Task | None:
+        # updated_at is not sent: the trigger moves it forward, strictly, on every update.
+        async with (
+            transaction(self._pool) as connection,
+            connection.cursor(row_factory=_task_row) as cursor,
+        ):
+            await cursor.execute(
+                f"""UPDATE tasks
+                    SET title = %(title)s, description = %(description)s,
+                        completed = %(completed)s
+                    WHERE id = %(id)s
+                    RETURNING {_TASK_COLUMNS}""",
+                {
+                    "id": task.id,
+                    "title": task.title,
+                    "description": task.description,
+                    "completed": task.completed,
+                },
+            )
+            return await cursor.fetchone()
+
+    async def delete(self, task_id: UUID) -> bool:
+        async with transaction(self._pool) as connection:
+            cursor = await connection.execute(
+                "DELETE FROM tasks WHERE id = %(id)s", {"id": task_id}
+            )
+            return cursor.rowcount == 1
+
+
+class PostgresRevocationStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def revoke(self, token_key: str, expires_at: datetime) -> None:
+        async with transaction(self._pool) as connection:
+            await connection.execute(
+                """WITH purged AS (DELETE FROM revoked_tokens WHERE expires_at < now())
+                   INSERT INTO revoked_tokens (token_key, expires_at)
+                   VALUES (%(key)s, %(expires_at)s)
+                   ON CONFLICT (token_key) DO NOTHING""",
+                {"key": token_key, "expires_at": expires_at},
+            )
+
+    async def is_revoked(self, token_key: str) -> bool:
+        async with transaction(self._pool) as connection:
+            cursor = await connection.execute(
+                "SELECT 1 FROM revoked_tokens WHERE token_key = %(key)s", {"key": token_key}
+            )
+            return await cursor.fetchone() is not None
+
+
+async def _one(cursor: psycopg.AsyncCursor[_T]) -> _T:
+    row = await cursor.fetchone()
+    assert row is not None
+    return row

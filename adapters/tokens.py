@@ -1,0 +1,55 @@
+"""JWT access tokens (HS256) with PyJWT."""
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import jwt
+
+from application.errors import InvalidToken, InvalidTokenSignature, TokenExpired
+from application.ports import IssuedToken, TokenClaims
+
+TOKEN_LIFETIME = timedelta(hours=24)
+_ALGORITHM = "HS256"
+_LEEWAY = timedelta(seconds=30)
+
+
+class JwtTokenService:
+    def __init__(self, secret: str, lifetime: timedelta = TOKEN_LIFETIME) -> None:
+        self._secret = secret
+        self._lifetime = lifetime
+
+    def issue(self, user_id: UUID, now: datetime) -> IssuedToken:
+        claims = {
+            "sub": str(user_id),
+            "iat": now,
+            "exp": now + self._lifetime,
+            "jti": secrets.token_urlsafe(16),
+        }
+        token = jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
+        return IssuedToken(token=token, expires_in_seconds=int(self._lifetime.total_seconds()))
+
+    def decode(self, token: str) -> TokenClaims:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=[_ALGORITHM],
+                leeway=_LEEWAY,
+                options={"require": ["sub", "iat", "exp"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenExpired() from None
+        except jwt.InvalidSignatureError:
+            raise InvalidTokenSignature() from None
+        except jwt.PyJWTError:
+            raise InvalidToken() from None
+        subject, jti = claims["sub"], claims.get("jti")
+        if not isinstance(subject, str) or not (jti is None or isinstance(jti, str)):
+            raise InvalidToken()
+        return TokenClaims(
+            subject=subject,
+            issued_at=datetime.fromtimestamp(claims["iat"], UTC),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            token_id=jti,
+        )

@@ -1,0 +1,72 @@
+"""Use cases of a user's todo list. Every one of them applies the ownership rule."""
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from application.ports import Clock, IdGenerator, TaskPage, TaskRepository
+from domain.errors import FieldError, TaskNotFound, ValidationFailed
+from domain.tasks import Task, TaskChanges, apply_changes, new_task, validate_changes
+
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    completed: bool | None = None
+    limit: int = DEFAULT_PAGE_SIZE
+    offset: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 1 <= self.limit <= MAX_PAGE_SIZE:
+            problems.append(FieldError("limit", f"Must be between 1 and {MAX_PAGE_SIZE}"))
+        if self.offset < 0:
+            problems.append(FieldError("offset", "Must be 0 or more"))
+        if problems:
+            raise ValidationFailed(problems)
+
+
+class TaskService:
+    def __init__(self, *, tasks: TaskRepository, clock: Clock, ids: IdGenerator) -> None:
+        self._tasks = tasks
+        self._clock = clock
+        self._ids = ids
+
+    async def list(self, owner_id: UUID, query: TaskQuery) -> TaskPage:
+        return await self._tasks.list_for_owner(
+            owner_id, completed=query.completed, limit=query.limit, offset=query.offset
+        )
+
+    async def create(
+        self, owner_id: UUID, *, title: str, description: str | None = None, completed: bool = False
+    ) -> Task:
+        task = new_task(
+            task_id=self._ids.new_id(),
+            owner_id=owner_id,
+            title=title,
+            description=description,
+            completed=completed,
+            now=self._clock.now(),
+        )
+        return await self._tasks.add(task)
+
+    async def get(self, owner_id: UUID, task_id: UUID) -> Task:
+        task = await self._tasks.get(task_id)
+        if task is None:
+            raise TaskNotFound()
+        task.ensure_owned_by(owner_id)
+        return task
+
+    async def update(self, owner_id: UUID, task_id: UUID, changes: TaskChanges) -> Task:
+        changes = validate_changes(changes)
+        task = await self.get(owner_id, task_id)
+        updated = await self._tasks.update(apply_changes(task, changes, self._clock.now()))
+        if updated is None:  # deleted in the meantime
+            raise TaskNotFound()
+        return updated
+
+    async def delete(self, owner_id: UUID, task_id: UUID) -> None:
+        await self.get(owner_id, task_id)
+        if not await self._tasks.delete(task_id):
+            raise TaskNotFound()

@@ -1,0 +1,40 @@
+"""Users of the todo app and the rules on their credentials."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from domain.errors import FieldError, ValidationFailed
+
+MAX_EMAIL_LENGTH = 254
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 128
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: UUID
+    email: str
+    password_hash: str
+    created_at: datetime
+    updated_at: datetime
+
+
+def password_problems(password: str, field: str = "password") -> list[FieldError]:
+    """The rules a new password must meet. Length counts characters, so any script is welcome."""
+    problems = []
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        problems.append(
+            FieldError(
+                field,
+                f"Password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters long",
+            )
+        )
+    if "\x00" in password:
+        problems.append(FieldError(field, "Must not contain the NUL character (U+0000)"))
+    return problems
+
+
+def check_new_password(password: str) -> None:
+    if problems := password_problems(password):
+        raise ValidationFailed(problems)

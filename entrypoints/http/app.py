@@ -1,0 +1,64 @@
+"""The Litestar application factory."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from entrypoints.bootstrap import Services, database_url, open_services
+from entrypoints.http.controllers import APP_DEPENDENCIES, AuthController, TaskController, health
+from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.settings import Settings, load_settings
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> Litestar:
+    """The HTTP app. Its lifespan opens the pool (starting the embedded database first when no
+    DATABASE_URL is set) unless ready-made services are passed in."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if services is not None:
+            app.state.services = services
+            yield
+            return
+        with database_url(settings) as url:
+            async with open_services(settings, url) as opened:
+                app.state.services = opened
+                yield
+
+    return Litestar(
+        route_handlers=[health, AuthController, TaskController],
+        dependencies=APP_DEPENDENCIES,
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
+        cors_config=CORSConfig(
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Location", "Retry-After", "WWW-Authenticate"],
+            allow_credentials=False,
+            max_age=600,
+        ),
+        openapi_config=OpenAPIConfig(
+            title="todo-api",
+            version="0.1.0",
+            description="The backend of a multi-user todo app.",
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+        ),
+        debug=False,
+    )
+
+
+def create_app_from_environment() -> Litestar:
+    """For `uvicorn --factory` and for each worker process of `todo-api serve --workers N`."""
+    return create_app(load_settings())

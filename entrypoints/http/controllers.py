@@ -1,0 +1,249 @@
+"""The HTTP routes: thin translations between JSON and the use cases."""
+
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK
+
+from application.accounts import AccountService
+from application.errors import InvalidToken
+from application.tasks import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TaskQuery, TaskService
+from domain.errors import ValidationFailed
+from domain.tasks import TaskChanges
+from domain.users import User
+from entrypoints.bootstrap import Services
+from entrypoints.http.errors import StrictJsonDTO, responses
+from entrypoints.http.schemas import (
+    AuthResponse,
+    Credentials,
+    HealthResponse,
+    MessageResponse,
+    NewTask,
+    TaskChangesRequest,
+    TaskListResponse,
+    TaskResponse,
+    UserResponse,
+)
+
+MAX_AUTHORIZATION_HEADER = 8 * 1024
+
+
+def bearer_token(request: Request[Any, Any, Any]) -> str | None:
+    """The token of an `Authorization: Bearer` header; None when there is none to speak of."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    if len(header) > MAX_AUTHORIZATION_HEADER:
+        raise InvalidToken()  # refused without decoding it
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _services(request: Request[Any, Any, Any]) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def provide_accounts(request: Request[Any, Any, Any]) -> AccountService:
+    return _services(request).accounts
+
+
+def provide_tasks(request: Request[Any, Any, Any]) -> TaskService:
+    return _services(request).tasks
+
+
+async def provide_current_user(request: Request[Any, Any, Any], accounts: AccountService) -> User:
+    return await accounts.authenticate(bearer_token(request))
+
+
+_AUTHENTICATED = {"current_user": Provide(provide_current_user)}
+APP_DEPENDENCIES = {
+    "accounts": Provide(provide_accounts, sync_to_thread=False),
+    "tasks": Provide(provide_tasks, sync_to_thread=False),
+}
+
+
+@get("/health", responses=responses(503), tags=["health"])
+async def health(request: Request[Any, Any, Any]) -> Response[HealthResponse]:
+    """200 when a query round-trips to the database, 503 when it does not."""
+    if await _services(request).database_reachable():
+        return Response(HealthResponse(status="healthy", database="ok"))
+    return Response(
+        HealthResponse(status="unhealthy", database="unreachable"),
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+class AuthController(Controller):
+    path = "/api/auth"
+    tags = ["auth"]
+
+    @post(
+        "/register",
+        dto=StrictJsonDTO[Credentials],
+        return_dto=None,
+        responses=responses(400, 409, 413, 422, 503),
+    )
+    async def register(self, data: Credentials, accounts: AccountService) -> UserResponse:
+        user = await accounts.register(data.email, data.password)
+        return UserResponse.of(user)
+
+    @post(
+        "/login",
+        status_code=HTTP_200_OK,
+        dto=StrictJsonDTO[Credentials],
+        return_dto=None,
+        responses=responses(400, 401, 413, 422, 503),
+    )
+    async def login(self, data: Credentials, accounts: AccountService) -> AuthResponse:
+        session = await accounts.log_in(data.email, data.password)
+        return AuthResponse(
+            access_token=session.token.token,
+            expires_in=session.token.expires_in_seconds,
+            user=UserResponse.of(session.user),
+        )
+
+    @post(
+        "/logout",
+        status_code=HTTP_200_OK,
+        responses=responses(401, 503),
+        security=[{"bearer": []}],
+    )
+    async def logout(
+        self, request: Request[Any, Any, Any], accounts: AccountService
+    ) -> MessageResponse:
+        token = bearer_token(request)
+        await accounts.authenticate(token)  # a deleted user's token cannot log out either
+        assert token is not None
+        await accounts.log_out(token)
+        return MessageResponse(message="Logged out successfully")
+
+    @get(
+        "/me",
+        dependencies=_AUTHENTICATED,
+        responses=responses(401, 503),
+        security=[{"bearer": []}],
+    )
+    async def me(self, current_user: User) -> UserResponse:
+        return UserResponse.of(current_user)
+
+
+TaskId = Annotated[
+    str, Parameter(description="The task's id (a UUID).", schema_extra={"format": "uuid"})
+]
+
+
+def _task_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ValidationFailed.single("task_id", "Must be a UUID") from None
+
+
+class TaskController(Controller):
+    path = "/api/tasks"
+    tags = ["tasks"]
+    dependencies = _AUTHENTICATED
+    security = [{"bearer": []}]
+
+    @get("/", responses=responses(401, 422, 503))
+    async def list_tasks(
+        self,
+        current_user: User,
+        tasks: TaskService,
+        limit: Annotated[
+            int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")
+        ] = DEFAULT_PAGE_SIZE,
+        offset: Annotated[int, Parameter(ge=0, description="Tasks to skip.")] = 0,
+        completed: Annotated[
+            Literal["true", "false"] | None,
+            Parameter(description="Only completed (true) or open (false) tasks."),
+        ] = None,
+    ) -> TaskListResponse:
+        """The caller's tasks, newest first; `total` counts all that match the filter."""
+        query = TaskQuery(
+            completed=None if completed is None else completed == "true",
+            limit=limit,
+            offset=offset,
+        )
+        page = await tasks.list(current_user.id, query)
+        return TaskListResponse(
+            tasks=[TaskResponse.of(task) for task in page.tasks],
+            total=page.total,
+            limit=limit,
+            offset=offset,
+        )
+
+    @post(
+        "/",
+        dto=StrictJsonDTO[NewTask],
+        return_dto=None,
+        responses=responses(400, 401, 413, 422, 503),
+    )
+    async def create_task(
+        self, data: NewTask, current_user: User, tasks: TaskService
+    ) -> Response[TaskResponse]:
+        task = await tasks.create(
+            current_user.id,
+            title=data.title,
+            description=data.description,
+            completed=data.completed,
+        )
+        return Response(
+            TaskResponse.of(task), status_code=201, headers={"Location": f"/api/tasks/{task.id}"}
+        )
+
+    @get("/{task_id:str}", responses=responses(401, 403, 404, 422, 503))
+    async def get_task(
+        self, task_id: TaskId, current_user: User, tasks: TaskService
+    ) -> TaskResponse:
+        return TaskResponse.of(await tasks.get(current_user.id, _task_id(task_id)))
+
+    @put(
+        "/{task_id:str}",
+        dto=StrictJsonDTO[TaskChangesRequest],
+        return_dto=None,
+        responses=responses(400, 401, 403, 404, 413, 422, 503),
+    )
+    async def replace_task_fields(
+        self, task_id: TaskId, data: TaskChangesRequest, current_user: User, tasks: TaskService
+    ) -> TaskResponse:
+        """A partial update, exactly as PATCH: absent fields are unchanged."""
+        return await _update(task_id, data, current_user, tasks)
+
+    @patch(
+        "/{task_id:str}",
+        dto=StrictJsonDTO[TaskChangesRequest],
+        return_dto=None,
+        responses=responses(400, 401, 403, 404, 413, 422, 503),
+    )
+    async def update_task(
+        self, task_id: TaskId, data: TaskChangesRequest, current_user: User, tasks: TaskService
+    ) -> TaskResponse:
+        """Absent fields are unchanged; `"description": null` clears the description."""
+        return await _update(task_id, data, current_user, tasks)
+
+    @delete("/{task_id:str}", responses=responses(401, 403, 404, 422, 503))
+    async def delete_task(self, task_id: TaskId, current_user: User, tasks: TaskService) -> None:
+        await tasks.delete(current_user.id, _task_id(task_id))
+
+
+async def _update(
+    raw_task_id: str, data: TaskChangesRequest, current_user: User, tasks: TaskService
+) -> TaskResponse:
+    changes = TaskChanges(
+        **{
+            name: value
+            for name in ("title", "description", "completed")
+            if (value := getattr(data, name)) is not msgspec.UNSET
+        }
+    )
+    task = await tasks.update(current_user.id, _task_id(raw_task_id), changes)
+    return TaskResponse.of(task)

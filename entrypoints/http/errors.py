@@ -1,0 +1,159 @@
+"""Every error becomes RFC 9457 problem details here, and only here: one table maps the
+application's errors to statuses and details."""
+
+import logging
+import re
+from http import HTTPStatus
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request, Response
+from litestar.dto import MsgspecDTO
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
+
+from application.errors import (
+    InvalidCredentials,
+    InvalidToken,
+    InvalidTokenSignature,
+    NotAuthenticated,
+    StorageUnavailable,
+    TokenExpired,
+    TokenRevoked,
+    UserNotFound,
+)
+from domain.errors import (
+    EmailAlreadyRegistered,
+    FieldError,
+    TaskAccessDenied,
+    TaskNotFound,
+    ValidationFailed,
+)
+from entrypoints.http.schemas import FieldProblem, ProblemDetails
+
+log = logging.getLogger("todo_api.http")
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_SECONDS = "5"
+
+# The single table from application errors to HTTP answers.
+PROBLEMS: dict[type[Exception], tuple[int, str]] = {
+    NotAuthenticated: (401, "Not authenticated"),
+    TokenExpired: (401, "Token expired"),
+    InvalidTokenSignature: (401, "Invalid token signature"),
+    InvalidToken: (401, "Invalid token"),
+    TokenRevoked: (401, "Token revoked"),
+    UserNotFound: (401, "User not found"),
+    InvalidCredentials: (401, "Invalid email or password"),
+    TaskAccessDenied: (403, "Access denied: task belongs to another user"),
+    TaskNotFound: (404, "Task not found"),
+    EmailAlreadyRegistered: (409, "Email already registered"),
+    ValidationFailed: (422, "Validation failed"),
+    StorageUnavailable: (503, "The database is unavailable; retry shortly"),
+}
+
+
+class MalformedJson(Exception):
+    """The request body is not JSON at all (400), as opposed to JSON that breaks a rule (422)."""
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[ProblemDetails]:
+    body = ProblemDetails(
+        status=status,
+        title=HTTPStatus(status).phrase,
+        detail=detail,
+        errors=[FieldProblem(field=e.field, message=e.message) for e in errors]
+        if errors is not None
+        else msgspec.UNSET,
+    )
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if status == 503:
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _application_error(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    for error_type in type(error).__mro__:
+        if error_type in PROBLEMS:
+            status, detail = PROBLEMS[error_type]
+            break
+    else:  # pragma: no cover - only types registered from PROBLEMS reach this handler
+        return _unexpected(request, error)
+    if status == 503:
+        log.warning("database unavailable: %s", error.__cause__ or error)
+    errors = error.errors if isinstance(error, ValidationFailed) else None
+    return problem(status, detail, errors=errors)
+
+
+def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    if isinstance(error, ValidationException):
+        # Litestar's own checks of path and query parameters: well-formed but breaking a rule.
+        errors = [
+            FieldError(str(item.get("key", "")), str(item.get("message", "")))
+            for item in (error.extra if isinstance(error.extra, list) else [])
+            if isinstance(item, dict)
+        ]
+        return problem(422, "Validation failed", errors=errors)
+    return problem(error.status_code, str(error.detail), headers=error.headers)
+
+
+def _malformed_json(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    return problem(400, f"Request body is not valid JSON: {error}")
+
+
+def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=error)
+    return problem(500, "Internal server error")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    **dict.fromkeys(PROBLEMS, _application_error),
+    HTTPException: _http_error,
+    MalformedJson: _malformed_json,
+    Exception: _unexpected,
+}
+
+_T = TypeVar("_T")
+_ERROR_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+
+
+class StrictJsonDTO(MsgspecDTO[_T]):
+    """Decodes request bodies strictly: `"completed": "true"` is a 422, not a silent True
+    (Litestar's own decoding coerces such values)."""
+
+    def decode_bytes(self, value: bytes) -> Any:
+        try:
+            return msgspec.json.decode(value, type=self.model_type, strict=True)
+        except msgspec.ValidationError as error:
+            raise ValidationFailed([_field_error(str(error))]) from None
+        except msgspec.DecodeError as error:
+            raise MalformedJson(str(error)) from None
+
+
+def _field_error(message: str) -> FieldError:
+    match = _ERROR_PATH.search(message)
+    if match is None:
+        return FieldError("body", message)
+    path = match["path"].lstrip(".").replace("[", ".").replace("]", "")
+    return FieldError(path or "body", message[: match.start()])
+
+
+def responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The problem-details answers an operation can give, for the OpenAPI document."""
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDetails,
+            description=HTTPStatus(status).phrase,
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status in statuses
+    }

@@ -1,0 +1,131 @@
+"""The JSON shapes of the HTTP API. msgspec lives here, at the edge; the domain stays plain."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from domain.tasks import MAX_DESCRIPTION_LENGTH, MAX_TITLE_LENGTH, Task
+from domain.users import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, User
+
+# The domain enforces the rules; these annotations only describe them in the OpenAPI document.
+_Title = Annotated[
+    str,
+    Meta(
+        description=f"Trimmed; 1 to {MAX_TITLE_LENGTH} characters after trimming; no U+0000.",
+        examples=["Buy milk"],
+    ),
+]
+_Description = Annotated[
+    str | None,
+    Meta(description=f"null or at most {MAX_DESCRIPTION_LENGTH} characters; no U+0000."),
+]
+_Email = Annotated[
+    str,
+    Meta(
+        description=f"Valid address syntax, at most {MAX_EMAIL_LENGTH} characters; "
+        "case-insensitive.",
+        examples=["ada@example.com"],
+    ),
+]
+_Password = Annotated[
+    str,
+    Meta(
+        description=f"{MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters, never truncated.",
+        examples=["correct horse battery staple"],
+    ),
+]
+
+
+class Credentials(Struct, kw_only=True):
+    email: _Email
+    password: _Password
+
+
+class UserResponse(Struct, kw_only=True, frozen=True):
+    id: UUID
+    email: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> "UserResponse":
+        return cls(id=user.id, email=user.email, created_at=user.created_at)
+
+
+class AuthResponse(Struct, kw_only=True, frozen=True):
+    access_token: str
+    user: UserResponse
+    expires_in: int
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme's name
+
+
+class MessageResponse(Struct, kw_only=True, frozen=True):
+    message: str
+
+
+class HealthResponse(Struct, kw_only=True, frozen=True):
+    status: Literal["healthy", "unhealthy"]
+    database: Literal["ok", "unreachable"]
+
+
+class NewTask(Struct, kw_only=True):
+    title: _Title
+    description: _Description = None
+    completed: bool = False
+
+
+class TaskChangesRequest(Struct, kw_only=True):
+    """Absent fields stay as they are; "description": null clears the description."""
+
+    title: _Title | UnsetType = UNSET
+    description: _Description | UnsetType = UNSET
+    completed: bool | UnsetType = UNSET
+
+
+class TaskResponse(Struct, kw_only=True, frozen=True):
+    id: UUID
+    title: str
+    description: str | None
+    completed: bool
+    user_id: UUID
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, task: Task) -> "TaskResponse":
+        return cls(
+            id=task.id,
+            title=task.title,
+            description=task.description,
+            completed=task.completed,
+            user_id=task.owner_id,
+            created_at=task.created_at,
+            updated_at=task.updated_at,
+        )
+
+
+class TaskListResponse(Struct, kw_only=True, frozen=True):
+    tasks: list[TaskResponse]
+    total: int
+    limit: int
+    offset: int
+
+
+class FieldProblem(Struct, kw_only=True, frozen=True):
+    field: str
+    message: str
+
+
+class ProblemDetails(Struct, kw_only=True, frozen=True, omit_defaults=True):
+    """RFC 9457 problem details: every error body of the API."""
+
+    status: int
+    title: str
+    detail: str
+    type: str = "about:blank"
+    errors: list[FieldProblem] | UnsetType = UNSET
+
+
+encode_json = msgspec.json.Encoder().encode

@@ -1,0 +1,103 @@
+"""Configuration from the environment and a .env file in the working directory."""
+
+import logging
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+MIN_SECRET_LENGTH = 32
+_SECRET_FILE = "auth-secret"  # noqa: S105 - a file name
+log = logging.getLogger("todo_api")
+
+
+class ConfigurationError(Exception):
+    """The configuration cannot work; the message names the variable to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    auth_secret: str
+    database_url: str | None = None
+    """None: an embedded PostgreSQL in data_dir."""
+    cors_origins: tuple[str, ...] = ("http://localhost:3000",)
+    data_dir: Path = Path(".todo-data")
+    bcrypt_rounds: int = 12
+    pool_min_size: int = 5
+    pool_max_size: int = 15
+    pool_timeout_seconds: float = 5.0
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+) -> Settings:
+    """Reads the settings; the process environment wins over the .env file.
+
+    With no BETTER_AUTH_SECRET, a random one is generated once and kept in the data directory.
+    """
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+
+    data_dir = Path(values.get("TODO_DATA_DIR") or ".todo-data")
+    cors_origins = tuple(
+        origin.strip()
+        for origin in values.get("CORS_ORIGINS", "http://localhost:3000").split(",")
+        if origin.strip()
+    )
+    return Settings(
+        auth_secret=_auth_secret(values.get("BETTER_AUTH_SECRET"), data_dir),
+        database_url=values.get("DATABASE_URL") or None,
+        cors_origins=cors_origins,
+        data_dir=data_dir,
+        bcrypt_rounds=_integer(values, "BCRYPT_ROUNDS", 12, minimum=4, maximum=31),
+        pool_min_size=_integer(values, "DATABASE_POOL_MIN", 5, minimum=1, maximum=1000),
+        pool_max_size=_integer(values, "DATABASE_POOL_MAX", 15, minimum=1, maximum=1000),
+    )
+
+
+def _auth_secret(configured: str | None, data_dir: Path) -> str:
+    if configured is not None and configured != "":
+        if len(configured) < MIN_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"BETTER_AUTH_SECRET must be at least {MIN_SECRET_LENGTH} characters long "
+                f"(it has {len(configured)})"
+            )
+        return configured
+    secret_file = data_dir / _SECRET_FILE
+    if secret_file.is_file():
+        return secret_file.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    # O_EXCL: two processes starting at once cannot both write a different secret.
+    try:
+        descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return secret_file.read_text().strip()
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secret + "\n")
+    log.warning(
+        "BETTER_AUTH_SECRET is not set: generated one and kept it in %s. Set it to the secret "
+        "the web frontend uses so that tokens work across both.",
+        secret_file,
+    )
+    return secret
+
+
+def _integer(
+    values: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int
+) -> int:
+    raw = values.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        number = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a whole number, not {raw!r}") from None
+    if not minimum <= number <= maximum:
+        raise ConfigurationError(f"{name} must be between {minimum} and {maximum}, not {number}")
+    return number

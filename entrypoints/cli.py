@@ -1,0 +1,245 @@
+"""The `todo-api` command line: serve the HTTP API, run migrations, and administer accounts
+and tasks through the same use cases as HTTP."""
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import NoReturn
+
+import psycopg
+
+from adapters.postgres.migrations import Migrator
+from application.errors import ApplicationError, StorageUnavailable
+from application.tasks import MAX_PAGE_SIZE, TaskQuery
+from domain.errors import DomainError, ValidationFailed
+from entrypoints.bootstrap import Services, database_url, open_services
+from entrypoints.http.errors import PROBLEMS
+from entrypoints.settings import ConfigurationError, Settings, load_settings
+
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+class CommandFailed(Exception):
+    """A failure the user can act on; its message is the one line printed."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, no usage dump: the contract wants a single-line message for bad arguments.
+        self.exit(2, f"todo-api: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="todo-api", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="apply pending migrations, then serve HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=_port, default=8000)
+    serve.add_argument("--workers", type=_positive, default=1, help="server processes")
+
+    commands.add_parser("migrate", help="apply pending migrations")
+    rollback = commands.add_parser("rollback", help="roll back the newest migrations")
+    rollback.add_argument("--steps", type=_positive, default=1)
+    commands.add_parser("migrations", help="list migrations and whether each is applied")
+
+    users = commands.add_parser("users", help="account administration").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    create = users.add_parser("create", help="create an account (password from stdin/prompt)")
+    create.add_argument("email")
+    users.add_parser("delete", help="delete an account and all its tasks").add_argument("email")
+
+    tasks = commands.add_parser("tasks", help="task administration").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    listing = tasks.add_parser("list", help="list a user's tasks, newest first")
+    listing.add_argument("--user", required=True, metavar="EMAIL")
+    listing.add_argument("--completed", choices=["true", "false"])
+    add = tasks.add_parser("add", help="add a task to a user's list")
+    add.add_argument("--user", required=True, metavar="EMAIL")
+    add.add_argument("title")
+    add.add_argument("--description")
+    return parser
+
+
+def _positive(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {raw!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = _positive(raw)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    arguments = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if arguments.command == "serve" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        _run(arguments)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except CommandFailed as failure:
+        _fail(str(failure))
+    except ConfigurationError as error:
+        _fail(f"configuration: {error}")
+    except StorageUnavailable as error:
+        _fail(f"cannot reach the database: {_first_line(error.__cause__ or error)}")
+    except psycopg.errors.UndefinedTable:
+        _fail("the database has no todo-api tables yet: run `todo-api migrate`")
+    except ValidationFailed as error:
+        _fail("; ".join(f"{e.field}: {e.message}" for e in error.errors))
+    except (DomainError, ApplicationError) as error:
+        _fail(_message_of(error))
+    except Exception as error:  # the contract: never a traceback
+        _fail(f"unexpected error: {type(error).__name__}: {_first_line(error)}")
+    sys.exit(0)
+
+
+def _run(arguments: argparse.Namespace) -> None:
+    settings = load_settings()
+    command = arguments.command
+    with database_url(settings) as url:
+        settings = replace(settings, database_url=url)
+        if command == "serve":
+            _serve(settings, url, arguments.host, arguments.port, arguments.workers)
+        elif command == "migrate":
+            applied = Migrator(url).apply()
+            print("\n".join(f"applied {m}" for m in applied) or "nothing to apply")
+        elif command == "rollback":
+            rolled_back = Migrator(url).rollback(arguments.steps)
+            print("\n".join(f"rolled back {m}" for m in rolled_back) or "nothing to roll back")
+        elif command == "migrations":
+            for migration in Migrator(url).status():
+                print(f"{'applied' if migration.applied else 'pending'}\t{migration.id}")
+        elif command == "users":
+            _with_services(settings, _USER_ACTIONS[arguments.action], arguments)
+        else:
+            _with_services(settings, _TASK_ACTIONS[arguments.action], arguments)
+
+
+def _serve(settings: Settings, url: str, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from entrypoints.http.app import create_app
+
+    for applied in Migrator(url).apply():
+        logging.getLogger("todo_api").info("applied migration %s", applied)
+    # uvicorn drains in-flight requests on SIGINT/SIGTERM, then re-raises the signal; a quiet
+    # handler lets the process go on to close the database and exit 0 instead of dying by it.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, lambda *_: None)
+    options = {
+        "host": host,
+        "port": port,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        "log_level": "info",
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        return
+    # Worker processes build their own app from the environment: hand them the database this
+    # process resolved (maybe the embedded one) and the secret it loaded (maybe generated).
+    os.environ["DATABASE_URL"] = url
+    os.environ["BETTER_AUTH_SECRET"] = settings.auth_secret
+    uvicorn.run(
+        "entrypoints.http.app:create_app_from_environment",
+        factory=True,
+        workers=workers,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def _with_services(
+    settings: Settings,
+    action: Callable[[Services, argparse.Namespace], Awaitable[None]],
+    arguments: argparse.Namespace,
+) -> None:
+    async def run() -> None:
+        # A command needs one connection, not a server's pool.
+        small = replace(settings, pool_min_size=1, pool_max_size=2)
+        async with open_services(small, small.database_url or "", wait_for_database=True) as s:
+            await action(s, arguments)
+
+    asyncio.run(run())
+
+
+async def _create_user(services: Services, arguments: argparse.Namespace) -> None:
+    user = await services.accounts.register(arguments.email, _read_password())
+    print(f"created user {user.id} {user.email}")
+
+
+async def _delete_user(services: Services, arguments: argparse.Namespace) -> None:
+    user = await services.accounts.find_by_email(arguments.email)
+    await services.accounts.delete(user.id)
+    print(f"deleted user {user.email} and all their tasks")
+
+
+async def _list_tasks(services: Services, arguments: argparse.Namespace) -> None:
+    user = await services.accounts.find_by_email(arguments.user)
+    completed = None if arguments.completed is None else arguments.completed == "true"
+    offset = 0
+    while True:
+        page = await services.tasks.list(
+            user.id, TaskQuery(completed=completed, limit=MAX_PAGE_SIZE, offset=offset)
+        )
+        for task in page.tasks:
+            mark = "x" if task.completed else " "
+            print(f"{task.id}\t[{mark}]\t{task.created_at.isoformat()}\t{task.title}")
+        offset += len(page.tasks)
+        if not page.tasks or offset >= page.total:
+            return
+
+
+async def _add_task(services: Services, arguments: argparse.Namespace) -> None:
+    user = await services.accounts.find_by_email(arguments.user)
+    task = await services.tasks.create(
+        user.id, title=arguments.title, description=arguments.description
+    )
+    print(f"added task {task.id} {task.title}")
+
+
+_USER_ACTIONS = {"create": _create_user, "delete": _delete_user}
+_TASK_ACTIONS = {"list": _list_tasks, "add": _add_task}
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        return getpass.getpass("Password: ")
+    password = sys.stdin.read()
+    # Only the line break that ends the input is not part of the password.
+    return password.removesuffix("\n").removesuffix("\r")
+
+
+def _message_of(error: Exception) -> str:
+    for error_type in type(error).__mro__:
+        if error_type in PROBLEMS:
+            return PROBLEMS[error_type][1]
+    return type(error).__name__
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"todo-api: error: {message}", file=sys.stderr)
+    sys.exit(1)

@@ -1,0 +1,517 @@
+"""The contract every repository adapter must honour, in memory and in PostgreSQL alike.
+
+Each test runs twice, once per adapter, so that the in-memory fakes the unit tests rely on
+cannot drift from the real thing.
+"""
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from adapters.email import EmailValidatorPolicy
+from adapters.memory import (
+    FixedClock,
+    InMemoryRevocationStore,
+    InMemoryTaskRepository,
+    InMemoryUserRepository,
+)
+from adapters.postgres.pool import create_pool, open_pool
+from adapters.postgres.repositories import (
+    PostgresRevocationStore,
+    PostgresTaskRepository,
+    PostgresUserRepository,
+)
+from application.ports import RevocationStore, TaskRepository, UserRepository
+from domain.errors import EmailAlreadyRegistered
+from domain.tasks import Task, TaskChanges, apply_changes, new_task
+from domain.users import User
+
+# Microseconds on purpose: PostgreSQL keeps them, and a round trip must not lose them.
+T0 = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Repositories:
+    users: UserRepository
+    tasks: TaskRepository
+    revocations: RevocationStore
+
+
+@pytest.fixture(params=["memory", "postgres"])
+async def repos(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
+    if request.param == "memory":
+        tasks = InMemoryTaskRepository()
+        yield Repositories(
+            users=InMemoryUserRepository(tasks=tasks),
+            tasks=tasks,
+            revocations=InMemoryRevocationStore(clock=FixedClock(datetime.now(UTC))),
+        )
+        return
+    url: str = request.getfixturevalue("clean_database")
+    pool = create_pool(url, min_size=1, max_size=4)
+    await open_pool(pool, wait=True, timeout=5)
+    try:
+        yield Repositories(
+            users=PostgresUserRepository(pool),
+            tasks=PostgresTaskRepository(pool),
+            revocations=PostgresRevocationStore(pool),
+        )
+    finally:
+        await pool.close()
+
+
+def a_user(email: str = "alice@example.com", *, at: datetime = T0) -> User:
+    return User(
+        id=uuid.uuid4(),
+        email=email,
+        password_hash="$2b$04$not-a-real-hash",
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def a_task(
+    owner: User,
+    title: str = "Buy milk",
+    *,
+    description: str | None = None,
+    completed: bool = False,
+    at: datetime = T0,
+) -> Task:
+    return new_task(
+        task_id=uuid.uuid4(),
+        owner_id=owner.id,
+        title=title,
+        description=description,
+        completed=completed,
+        now=at,
+    )
+
+
+def assert_utc(moment: datetime) -> None:
+    assert moment.tzinfo is not None
+    assert moment.utcoffset() == timedelta(0)
+
+
+def newest_first(tasks: list[Task]) -> list[uuid.UUID]:
+    return [t.id for t in sorted(tasks, key=lambda t: (t.created_at, t.id), reverse=True)]
+
+
+# --- users -------------------------------------------------------------------------------------
+
+
+async def test_an_added_user_comes_back_unchanged_by_id_and_by_email(repos: Repositories) -> None:
+    user = a_user()
+
+    stored = await repos.users.add(user)
+
+    assert stored == user
+    assert await repos.users.get(user.id) == user
+    assert await repos.users.get_by_email("alice@example.com") == user
+
+
+async def test_user_timestamps_come_back_timezone_aware_utc_to_the_microsecond(
+    repos: Repositories,
+) -> None:
+    user = replace(a_user(), updated_at=T0 + timedelta(microseconds=7))
+    await repos.users.add(user)
+
+    found = await repos.users.get(user.id)
+
+    assert found is not None
+    assert_utc(found.created_at)
+    assert_utc(found.updated_at)
+    assert found.created_at == T0
+    assert found.updated_at == T0 + timedelta(microseconds=7)
+
+
+async def test_unknown_users_are_none(repos: Repositories) -> None:
+    await repos.users.add(a_user())
+
+    assert await repos.users.get(uuid.uuid4()) is None
+    assert await repos.users.get_by_email("bob@example.com") is None
+
+
+async def test_lookup_by_email_finds_the_account_whatever_case_the_address_was_typed_in(
+    repos: Repositories,
+) -> None:
+    # The application stores and looks up the normalised address; this is the round trip it
+    # relies on for "A@x.io and a@x.io are the same account".
+    emails = EmailValidatorPolicy()
+    user = a_user(emails.normalize("  Alice.Smith@Example.COM "))
+    await repos.users.add(user)
+
+    found = await repos.users.get_by_email(emails.normalize("ALICE.SMITH@example.com"))
+
+    assert found == user
+
+
+async def test_a_taken_email_is_refused_and_the_first_account_is_kept(
+    repos: Repositories,
+) -> None:
+    first = await repos.users.add(a_user("alice@example.com"))
+    second = a_user("alice@example.com", at=T0 + timedelta(hours=1))
+
+    with pytest.raises(EmailAlreadyRegistered):
+        await repos.users.add(second)
+
+    assert await repos.users.get(second.id) is None
+    assert await repos.users.get_by_email("alice@example.com") == first
+
+
+async def test_two_concurrent_registrations_of_one_email_store_exactly_one_account(
+    repos: Repositories,
+) -> None:
+    contenders = [a_user("race@example.com") for _ in range(4)]
+
+    results = await asyncio.gather(
+        *(repos.users.add(user) for user in contenders), return_exceptions=True
+    )
+
+    winners = [r for r in results if isinstance(r, User)]
+    losers = [r for r in results if not isinstance(r, User)]
+    assert len(winners) == 1
+    assert len(losers) == 3
+    assert all(isinstance(r, EmailAlreadyRegistered) for r in losers)
+    assert await repos.users.get_by_email("race@example.com") == winners[0]
+
+
+async def test_deleting_a_user_reports_whether_there_was_one(repos: Repositories) -> None:
+    user = await repos.users.add(a_user())
+
+    assert await repos.users.delete(user.id) is True
+    assert await repos.users.get(user.id) is None
+    assert await repos.users.get_by_email(user.email) is None
+    assert await repos.users.delete(user.id) is False
+    assert await repos.users.delete(uuid.uuid4()) is False
+
+
+async def test_deleting_a_user_deletes_their_tasks_and_nobody_elses(repos: Repositories) -> None:
+    alice = await repos.users.add(a_user("alice@example.com"))
+    bob = await repos.users.add(a_user("bob@example.com"))
+    alices = [await repos.tasks.add(a_task(alice, f"alice {i}")) for i in range(3)]
+    bobs = await repos.tasks.add(a_task(bob, "bob's"))
+
+    assert await repos.users.delete(alice.id) is True
+
+    for task in alices:
+        assert await repos.tasks.get(task.id) is None
+    page = await repos.tasks.list_for_owner(alice.id, completed=None, limit=100, offset=0)
+    assert page.total == 0
+    assert list(page.tasks) == []
+    assert await repos.tasks.get(bobs.id) == bobs
+    assert await repos.users.get(bob.id) == bob
+
+
+async def test_the_email_of_a_deleted_user_can_be_registered_again(repos: Repositories) -> None:
+    old = await repos.users.add(a_user("alice@example.com"))
+    await repos.users.delete(old.id)
+
+    new = await repos.users.add(a_user("alice@example.com"))
+
+    assert await repos.users.get_by_email("alice@example.com") == new
+
+
+# --- tasks -------------------------------------------------------------------------------------
+
+
+async def test_an_added_task_comes_back_unchanged(repos: Repositories) -> None:
+    owner = await repos.users.add(a_user())
+    task = a_task(owner, "Write tests", description="Ünïcödé ✓ — and \"quotes\"", completed=True)
+
+    stored = await repos.tasks.add(task)
+
+    assert stored == task
+    found = await repos.tasks.get(task.id)
+    assert found == task
+    assert found is not None
+    assert_utc(found.created_at)
+    assert_utc(found.updated_at)
+    assert found.created_at == T0
+
+
+async def test_a_task_without_description_keeps_none(repos: Repositories) -> None:
+    owner = await repos.users.add(a_user())
+    task = await repos.tasks.add(a_task(owner, description=None))
+
+    found = await repos.tasks.get(task.id)
+
+    assert found is not None
+    assert found.description is None
+
+
+async def test_get_returns_any_users_task_and_none_for_an_unknown_id(repos: Repositories) -> None:
+    alice = await repos.users.add(a_user("alice@example.com"))
+    bob = await repos.users.add(a_user("bob@example.com"))
+    bobs = await repos.tasks.add(a_task(bob))
+
+    # Ownership is the use case's rule, not the repository's.
+    assert await repos.tasks.get(bobs.id) == bobs
+    assert bobs.owner_id != alice.id
+    assert await repos.tasks.get(uuid.uuid4()) is None
+
+
+async def test_update_stores_title_description_and_completed_and_returns_the_stored_task(
+    repos: Repositories,
+) -> None:
+    owner = await repos.users.add(a_user())
+    task = await repos.tasks.add(a_task(owner, "Old title", description="old"))
+    changed = apply_changes(
+        task,
+        TaskChanges(title="New title", description="new", completed=True),
+        datetime.now(UTC),
+    )
+
+    updated = await repos.tasks.update(changed)
+
+    assert updated is not None
+    assert (updated.id, updated.owner_id) == (task.id, owner.id)
+    assert (updated.title, updated.description, updated.completed) == ("New title", "new", True)
+    assert updated.created_at == task.created_at
+    assert updated.updated_at > task.updated_at
+    assert_utc(updated.created_at)
+    assert_utc(updated.updated_at)
+    assert await repos.tasks.get(task.id) == updated
+
+
+async def test_update_can_clear_the_description(repos: Repositories) -> None:
+    owner = await repos.users.add(a_user())
+    task = await repos.tasks.add(a_task(owner, description="something"))
+
+    updated = await repos.tasks.update(
+        apply_changes(task, TaskChanges(description=None), datetime.now(UTC))
+    )
+
+    assert updated is not None
+    assert updated.description is None
+    stored = await repos.tasks.get(task.id)
+    assert stored is not None
+    assert stored.description is None
+
+
+async def test_update_never_changes_owner_or_created_at(repos: Repositories) -> None:
+    alice = await repos.users.add(a_user("alice@example.com"))
+    bob = await repos.users.add(a_user("bob@example.com"))
+    task = await repos.tasks.add(a_task(alice))
+    tampered = replace(
+        apply_changes(task, TaskChanges(title="Renamed"), datetime.now(UTC)),
+        owner_id=bob.id,
+        created_at=T0 + timedelta(days=3),
+    )
+
+    updated = await repos.tasks.update(tampered)
+
+    assert updated is not None
+    assert updated.title == "Renamed"
+    assert updated.owner_id == alice.id
+    assert updated.created_at == T0
+    page = await repos.tasks.list_for_owner(bob.id, completed=None, limit=10, offset=0)
+    assert page.total == 0
+
+
+async def test_updated_at_moves_strictly_forward_on_every_update(repos: Repositories) -> None:
+    owner = await repos.users.add(a_user())
+    # A stored updated_at ahead of every clock: a clock that stepped back must not move it back.
+    future = datetime.now(UTC) + timedelta(days=365)
+    current = await repos.tasks.add(replace(a_task(owner), updated_at=future))
+
+    seen = [current.updated_at]
+    for n in range(3):
+        updated = await repos.tasks.update(
+            apply_changes(current, TaskChanges(title=f"take {n}"), datetime.now(UTC))
+        )
+        assert updated is not None
+        seen.append(updated.updated_at)
+        current = updated
+
+    assert seen == sorted(set(seen))
+    assert len(set(seen)) == 4
+
+
+async def test_update_of_a_task_that_no_longer_exists_is_none(repos: Repositories) -> None:
+    owner = await repos.users.add(a_user())
+    task = await repos.tasks.add(a_task(owner))
+    await repos.tasks.delete(task.id)
+
+    assert await repos.tasks.update(apply_changes(task, TaskChanges(title="x"), T0)) is None
+    assert await repos.tasks.update(a_task(owner)) is None
+    assert await repos.tasks.get(task.id) is None
+
+
+async def test_delete_removes_only_that_task_and_reports_whether_it_existed(
+    repos: Repositories,
+) -> None:
+    owner = await repos.users.add(a_user())
+    doomed = await repos.tasks.add(a_task(owner, "doomed"))
+    kept = await repos.tasks.add(a_task(owner, "kept"))
+
+    assert await repos.tasks.delete(doomed.id) is True
+    assert await repos.tasks.get(doomed.id) is None
+    assert await repos.tasks.get(kept.id) == kept
+    assert await repos.tasks.delete(doomed.id) is False
+    assert await repos.tasks.delete(uuid.uuid4()) is False
+
+
+# --- listing -----------------------------------------------------------------------------------
+
+
+async def add_in_random_order(repos: Repositories, tasks: list[Task]) -> None:
+    shuffled = list(tasks)
+    random.Random(20240501).shuffle(shuffled)
+    for task in shuffled:
+        await repos.tasks.add(task)
+
+
+async def test_list_is_newest_first_with_ties_broken_by_id_descending(
+    repos: Repositories,
+) -> None:
+    owner = await repos.users.add(a_user())
+    tied = [a_task(owner, f"tied {i}", at=T0) for i in range(8)]
+    # Created one microsecond apart: ordering must not lose sub-second precision.
+    older = a_task(owner, "older", at=T0 - timedelta(microseconds=1))
+    newer = a_task(owner, "newer", at=T0 + timedelta(microseconds=1))
+    everything = [*tied, older, newer]
+    await add_in_random_order(repos, everything)
+
+    page = await repos.tasks.list_for_owner(owner.id, completed=None, limit=100, offset=0)
+
+    ids = [t.id for t in page.tasks]
+    assert ids == newest_first(everything)
+    assert ids[0] == newer.id
+    assert ids[-1] == older.id
+    assert ids[1:-1] == sorted((t.id for t in tied), reverse=True)
+    assert page.total == 10
+
+
+async def test_listed_tasks_are_the_stored_tasks_with_utc_timestamps(repos: Repositories) -> None:
+    owner = await repos.users.add(a_user())
+    task = await repos.tasks.add(a_task(owner, description="d", completed=True))
+
+    page = await repos.tasks.list_for_owner(owner.id, completed=None, limit=10, offset=0)
+
+    assert list(page.tasks) == [task]
+    assert_utc(page.tasks[0].created_at)
+    assert_utc(page.tasks[0].updated_at)
+
+
+async def test_pages_follow_each_other_without_gaps_or_repeats_and_total_counts_all(
+    repos: Repositories,
+) -> None:
+    owner = await repos.users.add(a_user())
+    # Several creation times, each shared by several tasks: pages must still be stable.
+    everything = [
+        a_task(owner, f"task {i}", at=T0 + timedelta(seconds=i % 3)) for i in range(11)
+    ]
+    await add_in_random_order(repos, everything)
+
+    seen: list[uuid.UUID] = []
+    for offset in range(0, 12, 4):
+        page = await repos.tasks.list_for_owner(owner.id, completed=None, limit=4, offset=offset)
+        assert page.total == 11
+        seen += [t.id for t in page.tasks]
+
+    assert seen == newest_first(everything)
+
+
+async def test_limit_and_offset_cut_the_ordered_list(repos: Repositories) -> None:
+    owner = await repos.users.add(a_user())
+    everything = [a_task(owner, f"task {i}", at=T0 + timedelta(minutes=i)) for i in range(6)]
+    await add_in_random_order(repos, everything)
+    order = newest_first(everything)
+
+    first = await repos.tasks.list_for_owner(owner.id, completed=None, limit=1, offset=0)
+    middle = await repos.tasks.list_for_owner(owner.id, completed=None, limit=2, offset=2)
+    tail = await repos.tasks.list_for_owner(owner.id, completed=None, limit=100, offset=4)
+    beyond = await repos.tasks.list_for_owner(owner.id, completed=None, limit=10, offset=6)
+
+    assert [t.id for t in first.tasks] == order[:1]
+    assert [t.id for t in middle.tasks] == order[2:4]
+    assert [t.id for t in tail.tasks] == order[4:]
+    assert list(beyond.tasks) == []
+    assert {first.total, middle.total, tail.total, beyond.total} == {6}
+
+
+async def test_the_completed_filter_selects_tasks_and_total_counts_only_matching_ones(
+    repos: Repositories,
+) -> None:
+    owner = await repos.users.add(a_user())
+    everything = [
+        a_task(owner, f"task {i}", completed=i % 3 == 0, at=T0 + timedelta(seconds=i))
+        for i in range(9)
+    ]
+    await add_in_random_order(repos, everything)
+    done = [t for t in everything if t.completed]
+    open_ = [t for t in everything if not t.completed]
+
+    completed = await repos.tasks.list_for_owner(owner.id, completed=True, limit=100, offset=0)
+    pending = await repos.tasks.list_for_owner(owner.id, completed=False, limit=100, offset=0)
+    pending_page = await repos.tasks.list_for_owner(owner.id, completed=False, limit=2, offset=2)
+
+    assert [t.id for t in completed.tasks] == newest_first(done)
+    assert completed.total == 3
+    assert [t.id for t in pending.tasks] == newest_first(open_)
+    assert pending.total == 6
+    assert [t.id for t in pending_page.tasks] == newest_first(open_)[2:4]
+    assert pending_page.total == 6
+
+
+async def test_a_list_never_contains_another_owners_tasks(repos: Repositories) -> None:
+    alice = await repos.users.add(a_user("alice@example.com"))
+    bob = await repos.users.add(a_user("bob@example.com"))
+    carol = await repos.users.add(a_user("carol@example.com"))
+    alices = [a_task(alice, f"alice {i}", completed=i == 0) for i in range(3)]
+    bobs = [a_task(bob, f"bob {i}", completed=True) for i in range(4)]
+    await add_in_random_order(repos, [*alices, *bobs])
+
+    for completed in (None, True, False):
+        page = await repos.tasks.list_for_owner(alice.id, completed=completed, limit=100, offset=0)
+        assert {t.owner_id for t in page.tasks} <= {alice.id}
+        expected = [t for t in alices if completed is None or t.completed == completed]
+        assert page.total == len(expected)
+        assert {t.id for t in page.tasks} == {t.id for t in expected}
+
+    bobs_page = await repos.tasks.list_for_owner(bob.id, completed=None, limit=100, offset=0)
+    assert {t.id for t in bobs_page.tasks} == {t.id for t in bobs}
+    nobody = await repos.tasks.list_for_owner(carol.id, completed=None, limit=100, offset=0)
+    assert (list(nobody.tasks), nobody.total) == ([], 0)
+
+
+# --- revoked tokens ----------------------------------------------------------------------------
+
+
+async def test_a_revoked_token_is_revoked_and_others_are_not(repos: Repositories) -> None:
+    expires = datetime.now(UTC) + timedelta(hours=24)
+
+    await repos.revocations.revoke("token-a", expires)
+
+    assert await repos.revocations.is_revoked("token-a") is True
+    assert await repos.revocations.is_revoked("token-b") is False
+
+
+async def test_revoking_a_token_twice_is_harmless(repos: Repositories) -> None:
+    expires = datetime.now(UTC) + timedelta(hours=24)
+    await repos.revocations.revoke("token-a", expires)
+
+    await repos.revocations.revoke("token-a", expires)
+    await repos.revocations.revoke("token-a", expires + timedelta(seconds=1))
+
+    assert await repos.revocations.is_revoked("token-a") is True
+
+
+async def test_revoked_tokens_are_remembered_until_they_expire_and_then_forgotten(
+    repos: Repositories,
+) -> None:
+    now = datetime.now(UTC)
+    await repos.revocations.revoke("expired", now - timedelta(hours=1))
+    await repos.revocations.revoke("live", now + timedelta(hours=1))
+
+    await repos.revocations.revoke("another", now + timedelta(hours=1))
+
+    assert await repos.revocations.is_revoked("live") is True
+    assert await repos.revocations.is_revoked("another") is True
+    assert await repos.revocations.is_revoked("expired") is False

@@ -47,9 +47,11 @@ class JwtTokenService:
         subject, jti = claims["sub"], claims.get("jti")
         if not isinstance(subject, str) or not (jti is None or isinstance(jti, str)):
             raise InvalidToken()
+        try:
+            issued_at = datetime.fromtimestamp(claims["iat"], UTC)
+            expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+        except (OverflowError, ValueError, OSError):  # an exp far beyond the year 9999
+            raise InvalidToken() from None
         return TokenClaims(
-            subject=subject,
-            issued_at=datetime.fromtimestamp(claims["iat"], UTC),
-            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
-            token_id=jti,
+            subject=subject, issued_at=issued_at, expires_at=expires_at, token_id=jti
         )

@@ -9,6 +9,7 @@ from domain.tasks import Task, TaskChanges, apply_changes, new_task, validate_ch
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
+MAX_OFFSET = 2**63 - 1  # PostgreSQL's bigint: beyond it an offset means nothing
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +22,8 @@ class TaskQuery:
         problems = []
         if not 1 <= self.limit <= MAX_PAGE_SIZE:
             problems.append(FieldError("limit", f"Must be between 1 and {MAX_PAGE_SIZE}"))
-        if self.offset < 0:
-            problems.append(FieldError("offset", "Must be 0 or more"))
+        if not 0 <= self.offset <= MAX_OFFSET:
+            problems.append(FieldError("offset", f"Must be between 0 and {MAX_OFFSET}"))
         if problems:
             raise ValidationFailed(problems)
 

@@ -25,7 +25,7 @@ def create_pool(
     )
 
 
-async def open_pool(pool: AsyncConnectionPool, *, wait: bool, timeout: float) -> None:
+async def open_pool(pool: AsyncConnectionPool, *, wait: bool, timeout: float) -> None:  # noqa: ASYNC109
     """Opens the pool. With wait, fails with StorageUnavailable when no connection can be made
     within the timeout; without, connects in the background and lets requests answer 503."""
     try:

@@ -11,6 +11,7 @@ from litestar import Request, Response
 from litestar.dto import MsgspecDTO
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
+from litestar.types import ExceptionHandlersMap
 
 from application.errors import (
     InvalidCredentials,
@@ -114,14 +115,14 @@ def _unexpected(request: Request[Any, Any, Any], error: Exception) -> Response[A
     return problem(500, "Internal server error")
 
 
-EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     **dict.fromkeys(PROBLEMS, _application_error),
     HTTPException: _http_error,
     MalformedJson: _malformed_json,
     Exception: _unexpected,
 }
 
-_T = TypeVar("_T")
+_T = TypeVar("_T", bound=msgspec.Struct)
 _ERROR_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 
 

@@ -10,7 +10,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from entrypoints.bootstrap import Services, database_url, open_services
 from entrypoints.http.controllers import APP_DEPENDENCIES, AuthController, TaskController, health
-from entrypoints.http.errors import EXCEPTION_HANDLERS
+from entrypoints.http.errors import EXCEPTION_HANDLERS, PROBLEM_JSON
 from entrypoints.settings import Settings, load_settings
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -31,7 +31,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
                 app.state.services = opened
                 yield
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[health, AuthController, TaskController],
         dependencies=APP_DEPENDENCIES,
         lifespan=[lifespan],
@@ -57,6 +57,21 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
         ),
         debug=False,
     )
+    _drop_generated_bad_request_answers(app)
+    return app
+
+
+def _drop_generated_bad_request_answers(app: Litestar) -> None:
+    """Litestar documents a 400 of its own for every operation with parameters, but this API
+    answers parameter errors with a 422 (each handler lists what it really answers)."""
+    for path_item in (app.openapi_schema.paths or {}).values():
+        for method in ("get", "put", "post", "patch", "delete"):
+            operation = getattr(path_item, method)
+            answers = operation.responses if operation is not None else None
+            bad_request = (answers or {}).get("400")
+            content = getattr(bad_request, "content", None) or {}
+            if answers is not None and PROBLEM_JSON not in content:
+                answers.pop("400", None)
 
 
 def create_app_from_environment() -> Litestar:

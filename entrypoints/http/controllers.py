@@ -6,6 +6,7 @@ from uuid import UUID
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.di import Provide
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 
@@ -69,7 +70,17 @@ APP_DEPENDENCIES = {
 }
 
 
-@get("/health", responses=responses(503), tags=["health"])
+@get(
+    "/health",
+    tags=["health"],
+    responses={
+        503: ResponseSpec(
+            data_container=HealthResponse,
+            description="The database is unreachable",
+            generate_examples=False,
+        )
+    },
+)
 async def health(request: Request[Any, Any, Any]) -> Response[HealthResponse]:
     """200 when a query round-trips to the database, 503 when it does not."""
     if await _services(request).database_reachable():

@@ -90,19 +90,14 @@ class AccountService:
 
     async def authenticate(self, token: str | None) -> User:
         """The user a bearer token speaks for, or the reason it is refused."""
-        claims = await self._valid_claims(token)
-        try:
-            user_id = UUID(claims.subject)
-        except ValueError:
-            raise InvalidToken() from None
-        user = await self._users.get(user_id)
-        if user is None:
-            raise UserNotFound()
-        return user
+        return await self._user_of(await self._valid_claims(token))
 
-    async def log_out(self, token: str) -> None:
-        """Revokes the token at once, for every process of the service."""
+    async def log_out(self, token: str | None) -> None:
+        """Revokes the token at once, for every process of the service. Only a token that
+        would authenticate can log out."""
         claims = await self._valid_claims(token)
+        await self._user_of(claims)
+        assert token is not None
         await self._revocations.revoke(_revocation_key(token, claims), claims.expires_at)
 
     async def find_by_email(self, email: str) -> User:
@@ -127,6 +122,16 @@ class AccountService:
         if await self._revocations.is_revoked(_revocation_key(token, claims)):
             raise TokenRevoked()
         return claims
+
+    async def _user_of(self, claims: TokenClaims) -> User:
+        try:
+            user_id = UUID(claims.subject)
+        except ValueError:
+            raise InvalidToken() from None
+        user = await self._users.get(user_id)
+        if user is None:
+            raise UserNotFound()
+        return user
 
     async def _decoy(self) -> str:
         if self._decoy_hash is None:

@@ -7,15 +7,18 @@ import hashlib
 import bcrypt
 
 _BCRYPT_MAX_INPUT = 72
+_PREHASHED = b"sha256$"
 
 
 def _bcrypt_input(password: str) -> bytes:
     raw = password.encode()
-    if len(raw) <= _BCRYPT_MAX_INPUT:
+    # A password that looks like a pre-hashed one is pre-hashed too, or the digest of a long
+    # password would itself log in to that account.
+    if len(raw) <= _BCRYPT_MAX_INPUT and not raw.startswith(_PREHASHED):
         return raw
     # Longer passwords are pre-hashed so that every byte counts (bcrypt itself would ignore the
     # rest, and bcrypt 5 refuses them). base64 keeps NUL bytes out of bcrypt's input.
-    return b"sha256$" + base64.b64encode(hashlib.sha256(raw).digest())
+    return _PREHASHED + base64.b64encode(hashlib.sha256(raw).digest())
 
 
 class BcryptHasher:

@@ -47,6 +47,9 @@ class JwtTokenService:
         subject, jti = claims["sub"], claims.get("jti")
         if not isinstance(subject, str) or not (jti is None or isinstance(jti, str)):
             raise InvalidToken()
+        # PyJWT lets numeric strings and booleans through as times; a NumericDate is a number.
+        if any(type(claims[name]) not in (int, float) for name in ("iat", "exp")):
+            raise InvalidToken()
         try:
             issued_at = datetime.fromtimestamp(claims["iat"], UTC)
             expires_at = datetime.fromtimestamp(claims["exp"], UTC)

@@ -23,7 +23,7 @@ from application.ports import (
     UserRepository,
 )
 from domain.errors import EmailAlreadyRegistered, ValidationFailed
-from domain.users import User, check_new_password
+from domain.users import User, password_problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +60,13 @@ class AccountService:
 
     async def register(self, email: str, password: str) -> User:
         """Creates an account. Raises ValidationFailed or EmailAlreadyRegistered."""
-        email = self._emails.normalize(email)
-        check_new_password(password)
+        problems = password_problems(password)
+        try:
+            email = self._emails.normalize(email)
+        except ValidationFailed as invalid_email:
+            problems = invalid_email.errors + problems
+        if problems:
+            raise ValidationFailed(problems)
         if await self._users.get_by_email(email) is not None:
             raise EmailAlreadyRegistered()
         now = self._clock.now()

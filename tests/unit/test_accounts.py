@@ -1,0 +1,379 @@
+"""AccountService on the in-memory adapters, with the real token service and email policy."""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import jwt
+import pytest
+
+from adapters.email import EmailValidatorPolicy
+from adapters.memory import (
+    FixedClock,
+    InMemoryRevocationStore,
+    InMemoryTaskRepository,
+    InMemoryUserRepository,
+    PlainTextHasher,
+)
+from adapters.system import RandomIds
+from adapters.tokens import JwtTokenService
+from application.accounts import AccountService
+from application.errors import (
+    InvalidCredentials,
+    InvalidToken,
+    NotAuthenticated,
+    TokenRevoked,
+    UserNotFound,
+)
+from application.ports import PasswordHasher
+from application.tasks import TaskQuery, TaskService
+from domain.errors import EmailAlreadyRegistered, ValidationFailed
+
+SECRET = "s" * 20 + "e" * 20  # 40 characters, as BETTER_AUTH_SECRET must be at least 32
+PASSWORD = "correct horse battery"
+
+
+class CountingHasher:
+    """A real (salted, iterated) hasher that counts its calls and remembers what it made."""
+
+    def __init__(self) -> None:
+        self.hash_calls = 0
+        self.verify_calls = 0
+        self.made: list[str] = []
+        self.verified_against: list[str] = []
+
+    async def hash(self, password: str) -> str:
+        self.hash_calls += 1
+        salt = secrets.token_hex(8)
+        digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 1_000).hex()
+        stored = f"pbkdf2${salt}${digest}"
+        self.made.append(stored)
+        return stored
+
+    async def verify(self, password: str, password_hash: str) -> bool:
+        self.verify_calls += 1
+        self.verified_against.append(password_hash)
+        _, salt, digest = password_hash.split("$")
+        candidate = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 1_000).hex()
+        return hmac.compare_digest(candidate, digest)
+
+
+@dataclass
+class World:
+    accounts: AccountService
+    tasks: TaskService
+    task_repository: InMemoryTaskRepository
+    clock: FixedClock
+    tokens: JwtTokenService
+    hasher: PasswordHasher
+
+
+def now_to_the_second() -> datetime:
+    # PyJWT checks exp and iat against the real time, so the fixed clock starts at the real now.
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def build(hasher: PasswordHasher | None = None) -> World:
+    clock = FixedClock(now_to_the_second())
+    task_repository = InMemoryTaskRepository()
+    tokens = JwtTokenService(SECRET)
+    hasher = hasher or PlainTextHasher()
+    ids = RandomIds()
+    accounts = AccountService(
+        users=InMemoryUserRepository(tasks=task_repository),
+        hasher=hasher,
+        tokens=tokens,
+        revocations=InMemoryRevocationStore(clock),
+        emails=EmailValidatorPolicy(),
+        clock=clock,
+        ids=ids,
+    )
+    tasks = TaskService(tasks=task_repository, clock=clock, ids=ids)
+    return World(accounts, tasks, task_repository, clock, tokens, hasher)
+
+
+@pytest.fixture
+def world() -> World:
+    return build()
+
+
+def foreign_token(sub: str, *, iat: datetime | None = None, **extra: object) -> str:
+    """A token minted elsewhere (say, by the frontend) with the shared secret and no jti."""
+    issued = iat or now_to_the_second()
+    claims = {"sub": sub, "iat": issued, "exp": issued + timedelta(hours=1), **extra}
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+# --- register ---------------------------------------------------------------------------------
+
+
+async def test_register_stores_a_user_under_the_normalised_email(world: World) -> None:
+    user = await world.accounts.register("  Alice@Example.COM ", PASSWORD)
+    assert user.email == "alice@example.com"
+    assert user.created_at == world.clock.now()
+    assert user.updated_at == world.clock.now()
+    assert await world.accounts.find_by_email("alice@example.com") == user
+
+
+async def test_register_keeps_only_a_hash_of_the_password(world: World) -> None:
+    user = await world.accounts.register("alice@example.com", PASSWORD)
+    assert user.password_hash != PASSWORD
+    assert await world.hasher.verify(PASSWORD, user.password_hash)
+
+
+async def test_register_gives_each_user_a_distinct_id(world: World) -> None:
+    alice = await world.accounts.register("alice@example.com", PASSWORD)
+    bob = await world.accounts.register("bob@example.com", PASSWORD)
+    assert alice.id != bob.id
+
+
+@pytest.mark.parametrize("again", ["alice@example.com", "ALICE@EXAMPLE.COM", " Alice@example.com"])
+async def test_register_refuses_an_email_taken_in_any_case(world: World, again: str) -> None:
+    first = await world.accounts.register("Alice@Example.com", PASSWORD)
+    with pytest.raises(EmailAlreadyRegistered):
+        await world.accounts.register(again, "another password")
+    assert await world.accounts.find_by_email("alice@example.com") == first
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "field"),
+    [
+        ("not-an-email", PASSWORD, "email"),
+        ("a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 60 + ".com", PASSWORD, "email"),
+        ("ali\x00ce@example.com", PASSWORD, "email"),
+        ("alice@example.com", "1234567", "password"),
+        ("alice@example.com", "x" * 129, "password"),
+        ("alice@example.com", "pass\x00word", "password"),
+    ],
+)
+async def test_register_refuses_weak_input_naming_the_field(
+    world: World, email: str, password: str, field: str
+) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        await world.accounts.register(email, password)
+    assert {e.field for e in caught.value.errors} == {field}
+    with pytest.raises(UserNotFound):
+        await world.accounts.find_by_email("alice@example.com")
+
+
+@pytest.mark.parametrize("password", ["12345678", "ü" * 128])
+async def test_register_accepts_passwords_at_the_length_limits(world: World, password: str) -> None:
+    user = await world.accounts.register("alice@example.com", password)
+    session = await world.accounts.log_in("alice@example.com", password)
+    assert session.user == user
+
+
+# --- log_in -----------------------------------------------------------------------------------
+
+
+async def test_log_in_returns_a_24_hour_token_for_the_user(world: World) -> None:
+    user = await world.accounts.register("alice@example.com", PASSWORD)
+    session = await world.accounts.log_in("alice@example.com", PASSWORD)
+    assert session.user == user
+    assert session.token.expires_in_seconds == 86_400
+    claims = world.tokens.decode(session.token.token)
+    assert claims.subject == str(user.id)
+    assert claims.issued_at == world.clock.now()
+    assert claims.expires_at == world.clock.now() + timedelta(hours=24)
+
+
+async def test_log_in_accepts_the_email_in_any_case_and_padding(world: World) -> None:
+    user = await world.accounts.register("alice@example.com", PASSWORD)
+    assert (await world.accounts.log_in("  ALICE@example.COM ", PASSWORD)).user == user
+
+
+async def test_log_in_with_a_wrong_password_is_refused(world: World) -> None:
+    await world.accounts.register("alice@example.com", PASSWORD)
+    with pytest.raises(InvalidCredentials):
+        await world.accounts.log_in("alice@example.com", PASSWORD + "!")
+
+
+@pytest.mark.parametrize("email", ["nobody@example.com", "not-an-email", "", "x" * 300])
+async def test_log_in_with_an_unknown_or_malformed_email_is_refused_alike(
+    world: World, email: str
+) -> None:
+    await world.accounts.register("alice@example.com", PASSWORD)
+    with pytest.raises(InvalidCredentials):
+        await world.accounts.log_in(email, PASSWORD)
+
+
+async def test_wrong_password_verifies_once_against_the_users_hash() -> None:
+    hasher = CountingHasher()
+    world = build(hasher)
+    user = await world.accounts.register("alice@example.com", PASSWORD)
+    with pytest.raises(InvalidCredentials):
+        await world.accounts.log_in("alice@example.com", "wrong password")
+    assert hasher.verify_calls == 1
+    assert hasher.verified_against == [user.password_hash]
+
+
+@pytest.mark.parametrize("email", ["nobody@example.com", "not-an-email"])
+async def test_unknown_email_still_pays_for_one_real_verification(email: str) -> None:
+    hasher = CountingHasher()
+    world = build(hasher)
+    await world.accounts.register("alice@example.com", PASSWORD)
+    hashes_of_users = list(hasher.made)
+    with pytest.raises(InvalidCredentials):
+        await world.accounts.log_in(email, PASSWORD)
+    assert hasher.verify_calls == 1
+    # It verified against a genuine hash the hasher made (the decoy), not a user's hash.
+    [decoy] = hasher.verified_against
+    assert decoy in hasher.made
+    assert decoy not in hashes_of_users
+
+
+async def test_the_decoy_hash_is_made_once_and_reused() -> None:
+    hasher = CountingHasher()
+    world = build(hasher)
+    await world.accounts.warm_up()
+    assert hasher.hash_calls == 1
+    for _ in range(3):
+        with pytest.raises(InvalidCredentials):
+            await world.accounts.log_in("nobody@example.com", PASSWORD)
+    assert hasher.hash_calls == 1
+    assert hasher.verify_calls == 3
+
+
+# --- authenticate -----------------------------------------------------------------------------
+
+
+async def test_authenticate_returns_the_user_of_a_fresh_token(world: World) -> None:
+    user = await world.accounts.register("alice@example.com", PASSWORD)
+    session = await world.accounts.log_in("alice@example.com", PASSWORD)
+    assert await world.accounts.authenticate(session.token.token) == user
+
+
+@pytest.mark.parametrize("token", [None, ""])
+async def test_authenticate_without_a_token_is_not_authenticated(
+    world: World, token: str | None
+) -> None:
+    with pytest.raises(NotAuthenticated):
+        await world.accounts.authenticate(token)
+
+
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", "Bearer x", "é"])
+async def test_authenticate_with_garbage_is_an_invalid_token(world: World, token: str) -> None:
+    with pytest.raises(InvalidToken):
+        await world.accounts.authenticate(token)
+
+
+async def test_a_token_whose_subject_is_not_a_user_id_is_invalid(world: World) -> None:
+    with pytest.raises(InvalidToken):
+        await world.accounts.authenticate(foreign_token("alice@example.com"))
+
+
+async def test_a_token_for_a_user_that_never_existed_finds_no_user(world: World) -> None:
+    with pytest.raises(UserNotFound):
+        await world.accounts.authenticate(foreign_token(str(uuid4())))
+
+
+async def test_a_token_of_a_deleted_user_finds_no_user(world: World) -> None:
+    user = await world.accounts.register("alice@example.com", PASSWORD)
+    session = await world.accounts.log_in("alice@example.com", PASSWORD)
+    await world.accounts.delete(user.id)
+    with pytest.raises(UserNotFound):
+        await world.accounts.authenticate(session.token.token)
+
+
+async def test_a_logged_out_token_is_revoked(world: World) -> None:
+    await world.accounts.register("alice@example.com", PASSWORD)
+    session = await world.accounts.log_in("alice@example.com", PASSWORD)
+    await world.accounts.log_out(session.token.token)
+    with pytest.raises(TokenRevoked):
+        await world.accounts.authenticate(session.token.token)
+    with pytest.raises(TokenRevoked):
+        await world.accounts.log_out(session.token.token)
+
+
+async def test_logging_out_one_token_leaves_the_users_other_tokens_valid(world: World) -> None:
+    user = await world.accounts.register("alice@example.com", PASSWORD)
+    phone = await world.accounts.log_in("alice@example.com", PASSWORD)
+    laptop = await world.accounts.log_in("alice@example.com", PASSWORD)  # same second, other jti
+    assert phone.token.token != laptop.token.token
+    await world.accounts.log_out(phone.token.token)
+    assert await world.accounts.authenticate(laptop.token.token) == user
+
+
+async def test_a_token_without_jti_is_accepted_and_can_be_revoked(world: World) -> None:
+    user = await world.accounts.register("alice@example.com", PASSWORD)
+    issued = now_to_the_second()
+    token = foreign_token(str(user.id), iat=issued)
+    other = foreign_token(str(user.id), iat=issued - timedelta(seconds=1))
+    assert "jti" not in jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert await world.accounts.authenticate(token) == user
+
+    await world.accounts.log_out(token)
+
+    with pytest.raises(TokenRevoked):
+        await world.accounts.authenticate(token)
+    # Revoking one jti-less token must not revoke every jti-less token of the user.
+    assert await world.accounts.authenticate(other) == user
+
+
+async def test_a_deleted_users_token_cannot_log_out(world: World) -> None:
+    user = await world.accounts.register("alice@example.com", PASSWORD)
+    session = await world.accounts.log_in("alice@example.com", PASSWORD)
+    await world.accounts.delete(user.id)
+    with pytest.raises(UserNotFound):
+        await world.accounts.log_out(session.token.token)
+
+
+@pytest.mark.parametrize("token", [None, ""])
+async def test_log_out_without_a_token_is_not_authenticated(
+    world: World, token: str | None
+) -> None:
+    with pytest.raises(NotAuthenticated):
+        await world.accounts.log_out(token)
+
+
+async def test_log_out_of_garbage_is_an_invalid_token(world: World) -> None:
+    with pytest.raises(InvalidToken):
+        await world.accounts.log_out("garbage")
+
+
+# --- find_by_email and delete -----------------------------------------------------------------
+
+
+async def test_find_by_email_normalises_the_address(world: World) -> None:
+    user = await world.accounts.register("alice@example.com", PASSWORD)
+    assert await world.accounts.find_by_email(" ALICE@Example.com ") == user
+
+
+async def test_find_by_email_of_an_unknown_address_finds_no_user(world: World) -> None:
+    with pytest.raises(UserNotFound):
+        await world.accounts.find_by_email("nobody@example.com")
+
+
+async def test_delete_removes_the_user_and_cascades_to_their_tasks_only(world: World) -> None:
+    alice = await world.accounts.register("alice@example.com", PASSWORD)
+    bob = await world.accounts.register("bob@example.com", PASSWORD)
+    alices = [await world.tasks.create(alice.id, title=f"alice {i}") for i in range(3)]
+    bobs = await world.tasks.create(bob.id, title="bob's")
+
+    await world.accounts.delete(alice.id)
+
+    with pytest.raises(UserNotFound):
+        await world.accounts.find_by_email("alice@example.com")
+    for task in alices:
+        assert await world.task_repository.get(task.id) is None
+    assert (await world.tasks.list(alice.id, TaskQuery())).total == 0
+    assert (await world.tasks.list(bob.id, TaskQuery())).tasks == [bobs]
+    assert await world.accounts.find_by_email("bob@example.com") == bob
+
+
+async def test_delete_of_an_unknown_user_finds_no_user(world: World) -> None:
+    with pytest.raises(UserNotFound):
+        await world.accounts.delete(uuid4())
+
+
+async def test_a_deleted_users_email_can_be_registered_again(world: World) -> None:
+    old = await world.accounts.register("alice@example.com", PASSWORD)
+    await world.accounts.delete(old.id)
+    new = await world.accounts.register("alice@example.com", "a new password")
+    assert new.id != old.id
+    assert (await world.accounts.log_in("alice@example.com", "a new password")).user == new
+    with pytest.raises(InvalidCredentials):
+        await world.accounts.log_in("alice@example.com", PASSWORD)

@@ -17,7 +17,8 @@ class InMemoryUserRepository:
         self._tasks = tasks
 
     async def add(self, user: User) -> User:
-        if any(u.email == user.email for u in self._users.values()):
+        # Case-insensitive, like PostgreSQL's unique index on lower(email).
+        if await self.get_by_email(user.email) is not None:
             raise EmailAlreadyRegistered()
         self._users[user.id] = user
         return user
@@ -26,7 +27,7 @@ class InMemoryUserRepository:
         return self._users.get(user_id)
 
     async def get_by_email(self, email: str) -> User | None:
-        return next((u for u in self._users.values() if u.email == email), None)
+        return next((u for u in self._users.values() if u.email.lower() == email.lower()), None)
 
     async def delete(self, user_id: UUID) -> bool:
         if self._users.pop(user_id, None) is None:

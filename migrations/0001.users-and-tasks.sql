@@ -24,7 +24,9 @@ CREATE TRIGGER users_updated_at BEFORE UPDATE ON users
 
 CREATE TABLE tasks (
     id          uuid PRIMARY KEY,
-    title       varchar(200) NOT NULL CHECK (char_length(btrim(title)) BETWEEN 1 AND 200),
+    -- Blank means nothing but spaces, tabs or line breaks (the domain trims all of them).
+    title       varchar(200) NOT NULL
+                CHECK (char_length(btrim(title, E' \t\n\r\f\x0b')) BETWEEN 1 AND 200),
     description text CHECK (char_length(description) <= 10000),
     completed   boolean NOT NULL DEFAULT false,
     user_id     uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,

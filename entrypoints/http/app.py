@@ -2,15 +2,19 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints.bootstrap import Services, database_url, open_services
 from entrypoints.http.controllers import APP_DEPENDENCIES, AuthController, TaskController, health
 from entrypoints.http.errors import EXCEPTION_HANDLERS, PROBLEM_JSON
+from entrypoints.http.schemas import ProblemDetails, encode_json
 from entrypoints.settings import Settings, load_settings
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -58,7 +62,43 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
         debug=False,
     )
     _drop_generated_bad_request_answers(app)
+    app.asgi_handler = _ProblemPreflights(app.asgi_handler)
     return app
+
+
+class _ProblemPreflights:
+    """Litestar's CORS layer, outside every exception handler, refuses a preflight with a
+    text/plain 400; this turns that answer into problem details like every other error."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "OPTIONS":
+            await self._app(scope, receive, send)
+            return
+        refused = False
+
+        async def send_as_problem(message: Message) -> None:
+            nonlocal refused
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                refused = (b"content-type", b"text/plain; charset=utf-8") in message["headers"]
+                if refused:
+                    return
+            if refused and message["type"] == "http.response.body":
+                detail = message.get("body", b"").decode()
+                body = encode_json(ProblemDetails(status=400, title="Bad Request", detail=detail))
+                headers = [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                start = {"type": "http.response.start", "status": 400, "headers": headers}
+                await send(cast(Message, start))
+                await send(cast(Message, {"type": "http.response.body", "body": body}))
+                return
+            await send(message)
+
+        await self._app(scope, receive, send_as_problem)
 
 
 def _drop_generated_bad_request_answers(app: Litestar) -> None:

@@ -5,9 +5,9 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK
 
 from application.accounts import AccountService
@@ -59,7 +59,9 @@ def provide_tasks(request: Request[Any, Any, Any]) -> TaskService:
     return _services(request).tasks
 
 
-async def provide_current_user(request: Request[Any, Any, Any], accounts: AccountService) -> User:
+async def provide_current_user(
+    request: Request[Any, Any, Any], accounts: NamedDependency[AccountService]
+) -> User:
     return await accounts.authenticate(bearer_token(request))
 
 
@@ -102,7 +104,9 @@ class AuthController(Controller):
         return_dto=None,
         responses=responses(400, 409, 413, 422, 503),
     )
-    async def register(self, data: Credentials, accounts: AccountService) -> UserResponse:
+    async def register(
+        self, data: JSONBody[Credentials], accounts: NamedDependency[AccountService]
+    ) -> UserResponse:
         user = await accounts.register(data.email, data.password)
         return UserResponse.of(user)
 
@@ -113,7 +117,9 @@ class AuthController(Controller):
         return_dto=None,
         responses=responses(400, 401, 413, 422, 503),
     )
-    async def login(self, data: Credentials, accounts: AccountService) -> AuthResponse:
+    async def login(
+        self, data: JSONBody[Credentials], accounts: NamedDependency[AccountService]
+    ) -> AuthResponse:
         session = await accounts.log_in(data.email, data.password)
         return AuthResponse(
             access_token=session.token.token,
@@ -128,7 +134,7 @@ class AuthController(Controller):
         security=[{"bearer": []}],
     )
     async def logout(
-        self, request: Request[Any, Any, Any], accounts: AccountService
+        self, request: Request[Any, Any, Any], accounts: NamedDependency[AccountService]
     ) -> MessageResponse:
         await accounts.log_out(bearer_token(request))
         return MessageResponse(message="Logged out successfully")
@@ -139,7 +145,7 @@ class AuthController(Controller):
         responses=responses(401, 503),
         security=[{"bearer": []}],
     )
-    async def me(self, current_user: User) -> UserResponse:
+    async def me(self, current_user: NamedDependency[User]) -> UserResponse:
         return UserResponse.of(current_user)
 
 
@@ -164,8 +170,8 @@ class TaskController(Controller):
     @get("/", responses=responses(401, 422, 503))
     async def list_tasks(
         self,
-        current_user: User,
-        tasks: TaskService,
+        current_user: NamedDependency[User],
+        tasks: NamedDependency[TaskService],
         limit: Annotated[
             int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")
         ] = DEFAULT_PAGE_SIZE,
@@ -196,7 +202,10 @@ class TaskController(Controller):
         responses=responses(400, 401, 413, 422, 503),
     )
     async def create_task(
-        self, data: NewTask, current_user: User, tasks: TaskService
+        self,
+        data: JSONBody[NewTask],
+        current_user: NamedDependency[User],
+        tasks: NamedDependency[TaskService],
     ) -> Response[TaskResponse]:
         task = await tasks.create(
             current_user.id,
@@ -210,7 +219,10 @@ class TaskController(Controller):
 
     @get("/{task_id:str}", responses=responses(401, 403, 404, 422, 503))
     async def get_task(
-        self, task_id: TaskId, current_user: User, tasks: TaskService
+        self,
+        task_id: TaskId,
+        current_user: NamedDependency[User],
+        tasks: NamedDependency[TaskService],
     ) -> TaskResponse:
         return TaskResponse.of(await tasks.get(current_user.id, _task_id(task_id)))
 
@@ -221,7 +233,11 @@ class TaskController(Controller):
         responses=responses(400, 401, 403, 404, 413, 422, 503),
     )
     async def replace_task_fields(
-        self, task_id: TaskId, data: TaskChangesRequest, current_user: User, tasks: TaskService
+        self,
+        task_id: TaskId,
+        data: JSONBody[TaskChangesRequest],
+        current_user: NamedDependency[User],
+        tasks: NamedDependency[TaskService],
     ) -> TaskResponse:
         """A partial update, exactly as PATCH: absent fields are unchanged."""
         return await _update(task_id, data, current_user, tasks)
@@ -233,13 +249,22 @@ class TaskController(Controller):
         responses=responses(400, 401, 403, 404, 413, 422, 503),
     )
     async def update_task(
-        self, task_id: TaskId, data: TaskChangesRequest, current_user: User, tasks: TaskService
+        self,
+        task_id: TaskId,
+        data: JSONBody[TaskChangesRequest],
+        current_user: NamedDependency[User],
+        tasks: NamedDependency[TaskService],
     ) -> TaskResponse:
         """Absent fields are unchanged; `"description": null` clears the description."""
         return await _update(task_id, data, current_user, tasks)
 
     @delete("/{task_id:str}", responses=responses(401, 403, 404, 422, 503))
-    async def delete_task(self, task_id: TaskId, current_user: User, tasks: TaskService) -> None:
+    async def delete_task(
+        self,
+        task_id: TaskId,
+        current_user: NamedDependency[User],
+        tasks: NamedDependency[TaskService],
+    ) -> None:
         await tasks.delete(current_user.id, _task_id(task_id))
 
 

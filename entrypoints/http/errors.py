@@ -96,12 +96,12 @@ def _application_error(request: Request[Any, Any, Any], error: Exception) -> Res
 
 def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
     if isinstance(error, ValidationException):
+        items = [item for item in (error.extra or []) if isinstance(item, dict)]
+        if any(item.get("source") == "body" for item in items):
+            # Litestar checks only that a body is there; the DTO decodes every non-empty one.
+            return problem(400, "Request body is not valid JSON: the body is empty")
         # Litestar's own checks of path and query parameters: well-formed but breaking a rule.
-        errors = [
-            FieldError(str(item.get("key", "")), str(item.get("message", "")))
-            for item in (error.extra if isinstance(error.extra, list) else [])
-            if isinstance(item, dict)
-        ]
+        errors = [FieldError(str(item.get("key")), str(item.get("message"))) for item in items]
         return problem(422, "Validation failed", errors=errors)
     return problem(error.status_code, str(error.detail), headers=error.headers)
 
@@ -124,6 +124,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
 
 _T = TypeVar("_T", bound=msgspec.Struct)
 _ERROR_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
 
 
 class StrictJsonDTO(MsgspecDTO[_T]):
@@ -140,11 +141,14 @@ class StrictJsonDTO(MsgspecDTO[_T]):
 
 
 def _field_error(message: str) -> FieldError:
-    match = _ERROR_PATH.search(message)
-    if match is None:
-        return FieldError("body", message)
-    path = match["path"].lstrip(".").replace("[", ".").replace("]", "")
-    return FieldError(path or "body", message[: match.start()])
+    """msgspec's "Expected `str`, got `int` - at `$.tasks[0].title`" as a dotted field path."""
+    path, text = "", message
+    if match := _ERROR_PATH.search(message):
+        path = match["path"].lstrip(".").replace("[", ".").replace("]", "")
+        text = message[: match.start()]
+    if missing := _MISSING_FIELD.match(text):
+        path = f"{path}.{missing['name']}" if path else missing["name"]
+    return FieldError(path or "body", text)
 
 
 def responses(*statuses: int) -> dict[int, ResponseSpec]:

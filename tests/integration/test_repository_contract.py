@@ -222,7 +222,7 @@ async def test_the_email_of_a_deleted_user_can_be_registered_again(repos: Reposi
 
 async def test_an_added_task_comes_back_unchanged(repos: Repositories) -> None:
     owner = await repos.users.add(a_user())
-    task = a_task(owner, "Write tests", description="Ünïcödé ✓ — and \"quotes\"", completed=True)
+    task = a_task(owner, "Write tests", description='Ünïcödé ✓ — and "quotes"', completed=True)
 
     stored = await repos.tasks.add(task)
 
@@ -404,9 +404,7 @@ async def test_pages_follow_each_other_without_gaps_or_repeats_and_total_counts_
 ) -> None:
     owner = await repos.users.add(a_user())
     # Several creation times, each shared by several tasks: pages must still be stable.
-    everything = [
-        a_task(owner, f"task {i}", at=T0 + timedelta(seconds=i % 3)) for i in range(11)
-    ]
+    everything = [a_task(owner, f"task {i}", at=T0 + timedelta(seconds=i % 3)) for i in range(11)]
     await add_in_random_order(repos, everything)
 
     seen: list[uuid.UUID] = []

@@ -1,0 +1,111 @@
+"""What only the PostgreSQL adapters can get wrong, beyond the shared contract suite: the server
+session's settings and the query planner must not change what the repositories return."""
+
+import random
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+from adapters.postgres.pool import create_pool, open_pool, transaction
+from adapters.postgres.repositories import PostgresTaskRepository, PostgresUserRepository
+from domain.tasks import new_task
+from domain.users import User
+
+T0 = datetime(2024, 5, 1, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+@asynccontextmanager
+async def pool_with(url: str, options: str) -> AsyncIterator[AsyncConnectionPool]:
+    """A pool whose every session runs with the given server options."""
+    pool = create_pool(make_conninfo(url, options=options), min_size=1, max_size=1)
+    await open_pool(pool, wait=True, timeout=5)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def test_timestamps_are_utc_whatever_the_sessions_time_zone(clean_database: str) -> None:
+    # A managed server may set another TimeZone for the session; the adapter must not care.
+    async with pool_with(clean_database, "-c TimeZone=Asia/Kathmandu") as pool:
+        async with transaction(pool) as connection:
+            cursor = await connection.execute("SHOW TimeZone")
+            assert await cursor.fetchone() == ("Asia/Kathmandu",)
+        users = PostgresUserRepository(pool)
+        tasks = PostgresTaskRepository(pool)
+        user = await users.add(User(uuid.uuid4(), "tz@example.com", "h", T0, T0))
+        task = await tasks.add(
+            new_task(
+                task_id=uuid.uuid4(),
+                owner_id=user.id,
+                title="t",
+                description=None,
+                completed=False,
+                now=T0,
+            )
+        )
+
+        found_user = await users.get(user.id)
+        found_task = await tasks.get(task.id)
+        page = await tasks.list_for_owner(user.id, completed=None, limit=10, offset=0)
+
+    assert found_user is not None
+    assert found_task is not None
+    for moment in (
+        found_user.created_at,
+        found_user.updated_at,
+        found_task.created_at,
+        found_task.updated_at,
+        page.tasks[0].created_at,
+    ):
+        assert moment == T0
+        assert moment.tzinfo is UTC
+
+
+async def test_ties_are_ordered_by_id_in_the_query_not_by_luck_of_the_plan(
+    clean_database: str,
+) -> None:
+    # With the (user_id, created_at DESC, id DESC) index the planner hands rows over in the
+    # right order by itself; without index scans the ORDER BY alone has to break the ties.
+    async with pool_with(
+        clean_database, "-c enable_indexscan=off -c enable_bitmapscan=off"
+    ) as pool:
+        users = PostgresUserRepository(pool)
+        tasks = PostgresTaskRepository(pool)
+        owner = await users.add(User(uuid.uuid4(), "ties@example.com", "h", T0, T0))
+        tied = [
+            new_task(
+                task_id=uuid.uuid4(),
+                owner_id=owner.id,
+                title=f"tied {i}",
+                description=None,
+                completed=i % 2 == 0,
+                now=T0 + timedelta(seconds=i % 2),
+            )
+            for i in range(30)
+        ]
+        random.Random(7).shuffle(tied)
+        for task in tied:
+            await tasks.add(task)
+
+        everything = await tasks.list_for_owner(owner.id, completed=None, limit=100, offset=0)
+        done = await tasks.list_for_owner(owner.id, completed=True, limit=100, offset=0)
+        paged = [
+            t.id
+            for offset in range(0, 30, 7)
+            for t in (
+                await tasks.list_for_owner(owner.id, completed=None, limit=7, offset=offset)
+            ).tasks
+        ]
+
+    def expected(selection: list[uuid.UUID]) -> list[uuid.UUID]:
+        by_id = {t.id: t for t in tied}
+        return sorted(selection, key=lambda i: (by_id[i].created_at, i), reverse=True)
+
+    assert [t.id for t in everything.tasks] == expected([t.id for t in tied])
+    assert [t.id for t in done.tasks] == expected([t.id for t in tied if t.completed])
+    assert paged == expected([t.id for t in tied])

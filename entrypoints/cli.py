@@ -19,7 +19,7 @@ from application.errors import ApplicationError, StorageUnavailable
 from application.tasks import MAX_PAGE_SIZE, TaskQuery
 from domain.errors import DomainError, ValidationFailed
 from entrypoints.bootstrap import Services, database_url, open_services
-from entrypoints.http.errors import PROBLEMS
+from entrypoints.problems import PROBLEMS
 from entrypoints.settings import ConfigurationError, Settings, load_settings
 
 GRACEFUL_SHUTDOWN_SECONDS = 10
@@ -92,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         level=logging.INFO if arguments.command == "serve" else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if arguments.command != "serve":
+        # The pool retries in the background and logs each try; a command prints one line.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         _run(arguments)
     except KeyboardInterrupt:

@@ -13,45 +13,14 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
-from application.errors import (
-    InvalidCredentials,
-    InvalidToken,
-    InvalidTokenSignature,
-    NotAuthenticated,
-    StorageUnavailable,
-    TokenExpired,
-    TokenRevoked,
-    UserNotFound,
-)
-from domain.errors import (
-    EmailAlreadyRegistered,
-    FieldError,
-    TaskAccessDenied,
-    TaskNotFound,
-    ValidationFailed,
-)
+from application.errors import RetryLater, StorageUnavailable
+from domain.errors import FieldError, ValidationFailed
 from entrypoints.http.schemas import FieldProblem, ProblemDetails
+from entrypoints.problems import PROBLEMS
 
 log = logging.getLogger("todo_api.http")
 
 PROBLEM_JSON = "application/problem+json"
-RETRY_AFTER_SECONDS = "5"
-
-# The single table from application errors to HTTP answers.
-PROBLEMS: dict[type[Exception], tuple[int, str]] = {
-    NotAuthenticated: (401, "Not authenticated"),
-    TokenExpired: (401, "Token expired"),
-    InvalidTokenSignature: (401, "Invalid token signature"),
-    InvalidToken: (401, "Invalid token"),
-    TokenRevoked: (401, "Token revoked"),
-    UserNotFound: (401, "User not found"),
-    InvalidCredentials: (401, "Invalid email or password"),
-    TaskAccessDenied: (403, "Access denied: task belongs to another user"),
-    TaskNotFound: (404, "Task not found"),
-    EmailAlreadyRegistered: (409, "Email already registered"),
-    ValidationFailed: (422, "Validation failed"),
-    StorageUnavailable: (503, "The database is unavailable; retry shortly"),
-}
 
 
 class MalformedJson(Exception):
@@ -76,8 +45,6 @@ def problem(
     headers = dict(headers or {})
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
-    if status == 503:
-        headers["Retry-After"] = RETRY_AFTER_SECONDS
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -88,10 +55,13 @@ def _application_error(request: Request[Any, Any, Any], error: Exception) -> Res
             break
     else:  # pragma: no cover - only types registered from PROBLEMS reach this handler
         return _unexpected(request, error)
-    if status == 503:
+    if isinstance(error, StorageUnavailable):
         log.warning("database unavailable: %s", error.__cause__ or error)
     errors = error.errors if isinstance(error, ValidationFailed) else None
-    return problem(status, detail, errors=errors)
+    headers = (
+        {"Retry-After": str(error.retry_after_seconds)} if isinstance(error, RetryLater) else None
+    )
+    return problem(status, detail, errors=errors, headers=headers)
 
 
 def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:

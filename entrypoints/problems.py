@@ -1,0 +1,45 @@
+"""The one table from application errors to HTTP statuses and the human-readable details the
+contract fixes. The HTTP layer answers with it; the command line prints its details."""
+
+from application.errors import (
+    InvalidCredentials,
+    InvalidToken,
+    InvalidTokenSignature,
+    NotAuthenticated,
+    ServerBusy,
+    StorageUnavailable,
+    TokenExpired,
+    TokenRevoked,
+    TooManyAttempts,
+    TooManyFailedLogins,
+    UserNotFound,
+    WrongPassword,
+)
+from domain.errors import (
+    EmailAlreadyRegistered,
+    TaskAccessDenied,
+    TaskNotFound,
+    ValidationFailed,
+    WeakPassword,
+)
+
+# The single table from application errors to HTTP answers.
+PROBLEMS: dict[type[Exception], tuple[int, str]] = {
+    NotAuthenticated: (401, "Not authenticated"),
+    TokenExpired: (401, "Token expired"),
+    InvalidTokenSignature: (401, "Invalid token signature"),
+    InvalidToken: (401, "Invalid token"),
+    TokenRevoked: (401, "Token revoked"),
+    UserNotFound: (401, "User not found"),
+    InvalidCredentials: (401, "Invalid email or password"),
+    WrongPassword: (401, "Invalid password"),
+    TaskAccessDenied: (403, "Access denied: task belongs to another user"),
+    TaskNotFound: (404, "Task not found"),
+    EmailAlreadyRegistered: (409, "Email already registered"),
+    WeakPassword: (422, "Password is too weak"),
+    ValidationFailed: (422, "Validation failed"),
+    TooManyFailedLogins: (429, "Too many failed logins for this email; retry later"),
+    TooManyAttempts: (429, "Too many attempts from this address; retry later"),
+    ServerBusy: (503, "The server is busy; retry shortly"),
+    StorageUnavailable: (503, "The database is unavailable; retry shortly"),
+}

@@ -1,10 +1,10 @@
 """In-memory adapters that really store things: for unit tests and demos, never production."""
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
-from application.ports import TaskPage
+from application.ports import FailedLogins, TaskPage
 from domain.errors import EmailAlreadyRegistered
 from domain.tasks import Task
 from domain.users import User
@@ -28,6 +28,19 @@ class InMemoryUserRepository:
 
     async def get_by_email(self, email: str) -> User | None:
         return next((u for u in self._users.values() if u.email.lower() == email.lower()), None)
+
+    async def update(self, user: User) -> User | None:
+        stored = self._users.get(user.id)
+        if stored is None:
+            return None
+        updated = replace(
+            stored,
+            password_hash=user.password_hash,
+            tokens_valid_after=user.tokens_valid_after,
+            updated_at=max(user.updated_at, stored.updated_at + timedelta(microseconds=1)),
+        )
+        self._users[user.id] = updated
+        return updated
 
     async def delete(self, user_id: UUID) -> bool:
         if self._users.pop(user_id, None) is None:
@@ -94,6 +107,41 @@ class InMemoryRevocationStore:
 
     async def is_revoked(self, token_key: str) -> bool:
         return token_key in self._revoked
+
+
+class InMemoryLoginAttemptStore:
+    def __init__(self) -> None:
+        self._failures: dict[str, FailedLogins] = {}
+        self._attempts: dict[tuple[str, datetime], int] = {}
+
+    async def failed_logins(self, account_key: str) -> FailedLogins | None:
+        return self._failures.get(account_key)
+
+    async def record_failed_login(
+        self, account_key: str, now: datetime, window: timedelta
+    ) -> FailedLogins:
+        self._failures = {
+            k: f for k, f in self._failures.items() if f.window_started_at + window > now
+        }
+        current = self._failures.get(account_key)
+        recorded = (
+            FailedLogins(1, now)
+            if current is None
+            else FailedLogins(current.count + 1, current.window_started_at)
+        )
+        self._failures[account_key] = recorded
+        return recorded
+
+    async def clear_failed_logins(self, account_key: str) -> None:
+        self._failures.pop(account_key, None)
+
+    async def count_attempt(self, client: str, window_started_at: datetime) -> int:
+        self._attempts = {
+            key: n for key, n in self._attempts.items() if key[1] >= window_started_at
+        }
+        key = (client, window_started_at)
+        self._attempts[key] = self._attempts.get(key, 0) + 1
+        return self._attempts[key]
 
 
 class FixedClock:

@@ -3,8 +3,15 @@
 import asyncio
 import base64
 import hashlib
+import os
+from collections.abc import Callable
+from typing import TypeVar
 
 import bcrypt
+
+from application.errors import ServerBusy
+
+_R = TypeVar("_R")
 
 _BCRYPT_MAX_INPUT = 72
 _PREHASHED = b"sha256$"
@@ -22,18 +29,39 @@ def _bcrypt_input(password: str) -> bytes:
 
 
 class BcryptHasher:
-    def __init__(self, rounds: int = 12) -> None:
+    """At most `concurrency` hashes run at once (one per core by default), each in a worker
+    thread; up to `queue` more wait their turn, and beyond that callers get ServerBusy at
+    once. A storm of logins can then never starve the event loop or the other endpoints."""
+
+    def __init__(self, rounds: int = 12, *, concurrency: int | None = None, queue: int = 16):
         self._rounds = rounds
+        self._concurrency = concurrency or os.cpu_count() or 1
+        self._running = asyncio.Semaphore(self._concurrency)
+        self._capacity = self._concurrency + queue
+        self._admitted = 0
+
+    @property
+    def waiting(self) -> int:
+        """Hashes admitted but not yet running."""
+        return max(0, self._admitted - self._concurrency)
 
     async def hash(self, password: str) -> str:
         salt = bcrypt.gensalt(self._rounds)
-        hashed = await asyncio.to_thread(bcrypt.hashpw, _bcrypt_input(password), salt)
+        hashed = await self._run(bcrypt.hashpw, _bcrypt_input(password), salt)
         return hashed.decode()
 
     async def verify(self, password: str, password_hash: str) -> bool:
         try:
-            return await asyncio.to_thread(
-                bcrypt.checkpw, _bcrypt_input(password), password_hash.encode()
-            )
+            return await self._run(bcrypt.checkpw, _bcrypt_input(password), password_hash.encode())
         except ValueError:  # a malformed stored hash matches no password
             return False
+
+    async def _run(self, work: Callable[[bytes, bytes], _R], password: bytes, salt: bytes) -> _R:
+        if self._admitted >= self._capacity:
+            raise ServerBusy(retry_after_seconds=1)
+        self._admitted += 1
+        try:
+            async with self._running:
+                return await asyncio.to_thread(work, password, salt)
+        finally:
+            self._admitted -= 1

@@ -1,7 +1,9 @@
 """JWT access tokens (HS256) with PyJWT."""
 
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 import jwt
@@ -15,8 +17,18 @@ _LEEWAY = timedelta(seconds=30)
 
 
 class JwtTokenService:
-    def __init__(self, secret: str, lifetime: timedelta = TOKEN_LIFETIME) -> None:
+    """Signs with `secret`; verifies with it or any of `previous_secrets`, so the secret can be
+    rotated without logging everyone out."""
+
+    def __init__(
+        self,
+        secret: str,
+        *,
+        previous_secrets: Sequence[str] = (),
+        lifetime: timedelta = TOKEN_LIFETIME,
+    ) -> None:
         self._secret = secret
+        self._verification_secrets = (secret, *previous_secrets)
         self._lifetime = lifetime
 
     def issue(self, user_id: UUID, now: datetime) -> IssuedToken:
@@ -30,20 +42,7 @@ class JwtTokenService:
         return IssuedToken(token=token, expires_in_seconds=int(self._lifetime.total_seconds()))
 
     def decode(self, token: str) -> TokenClaims:
-        try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[_ALGORITHM],
-                leeway=_LEEWAY,
-                options={"require": ["sub", "iat", "exp"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise TokenExpired() from None
-        except jwt.InvalidSignatureError:
-            raise InvalidTokenSignature() from None
-        except jwt.PyJWTError:
-            raise InvalidToken() from None
+        claims = self._verified_claims(token)
         subject, jti = claims["sub"], claims.get("jti")
         if not isinstance(subject, str) or not (jti is None or isinstance(jti, str)):
             raise InvalidToken()
@@ -58,3 +57,22 @@ class JwtTokenService:
         return TokenClaims(
             subject=subject, issued_at=issued_at, expires_at=expires_at, token_id=jti
         )
+
+    def _verified_claims(self, token: str) -> dict[str, Any]:
+        for secret in self._verification_secrets:
+            try:
+                claims: dict[str, Any] = jwt.decode(
+                    token,
+                    secret,
+                    algorithms=[_ALGORITHM],  # an allow-list: none, RS256 and others are refused
+                    leeway=_LEEWAY,
+                    options={"require": ["sub", "iat", "exp"]},
+                )
+                return claims
+            except jwt.InvalidSignatureError:
+                continue
+            except jwt.ExpiredSignatureError:
+                raise TokenExpired() from None
+            except jwt.PyJWTError:
+                raise InvalidToken() from None
+        raise InvalidTokenSignature()

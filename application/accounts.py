@@ -1,7 +1,8 @@
-"""Use cases of accounts: register, log in, log out, and who is calling."""
+"""Use cases of accounts: register, log in and out, who is calling, and account changes."""
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from uuid import UUID
 
 from application.errors import (
@@ -10,6 +11,7 @@ from application.errors import (
     NotAuthenticated,
     TokenRevoked,
     UserNotFound,
+    WrongPassword,
 )
 from application.ports import (
     Clock,
@@ -17,12 +19,14 @@ from application.ports import (
     IdGenerator,
     IssuedToken,
     PasswordHasher,
+    PasswordStrengthMeter,
     RevocationStore,
     TokenClaims,
     TokenService,
     UserRepository,
 )
-from domain.errors import EmailAlreadyRegistered, ValidationFailed
+from application.throttling import LoginThrottle, account_key
+from domain.errors import EmailAlreadyRegistered, FieldError, ValidationFailed, WeakPassword
 from domain.users import User, password_problems
 
 
@@ -43,23 +47,29 @@ class AccountService:
         *,
         users: UserRepository,
         hasher: PasswordHasher,
+        strength: PasswordStrengthMeter,
         tokens: TokenService,
         revocations: RevocationStore,
         emails: EmailPolicy,
+        throttle: LoginThrottle,
         clock: Clock,
         ids: IdGenerator,
     ) -> None:
         self._users = users
         self._hasher = hasher
+        self._strength = strength
         self._tokens = tokens
         self._revocations = revocations
         self._emails = emails
+        self._throttle = throttle
         self._clock = clock
         self._ids = ids
         self._decoy_hash: str | None = None
 
-    async def register(self, email: str, password: str) -> User:
-        """Creates an account. Raises ValidationFailed or EmailAlreadyRegistered."""
+    async def register(self, email: str, password: str, client: str | None = None) -> User:
+        """Creates an account. Raises ValidationFailed (WeakPassword among them),
+        EmailAlreadyRegistered, or TooManyAttempts for a client past its limit."""
+        await self._throttle.count_attempt(client)
         problems = password_problems(password)
         try:
             email = self._emails.normalize(email)
@@ -67,6 +77,7 @@ class AccountService:
             problems = invalid_email.errors + problems
         if problems:
             raise ValidationFailed(problems)
+        await self._ensure_strong(password, email, field="password")
         if await self._users.get_by_email(email) is not None:
             raise EmailAlreadyRegistered()
         now = self._clock.now()
@@ -79,19 +90,23 @@ class AccountService:
         )
         return await self._users.add(user)
 
-    async def log_in(self, email: str, password: str) -> Session:
-        """Unknown email and wrong password fail alike, after the same amount of hashing work."""
+    async def log_in(self, email: str, password: str, client: str | None = None) -> Session:
+        """Unknown email and wrong password fail alike, after the same amount of hashing work.
+        An email with too many recent failures is locked, registered or not."""
+        await self._throttle.count_attempt(client)
+        key = account_key(email)
+        await self._throttle.ensure_not_locked(key)
         try:
-            email = self._emails.normalize(email)
+            user = await self._users.get_by_email(self._emails.normalize(email))
         except ValidationFailed:
-            email = ""
-        user = await self._users.get_by_email(email) if email else None
+            user = None
         if user is None:
             await self._hasher.verify(password, await self._decoy())
+        if user is None or not await self._hasher.verify(password, user.password_hash):
+            await self._throttle.failed(key)
             raise InvalidCredentials()
-        if not await self._hasher.verify(password, user.password_hash):
-            raise InvalidCredentials()
-        return Session(token=self._tokens.issue(user.id, self._clock.now()), user=user)
+        await self._throttle.succeeded(key)
+        return self._session(user, self._clock.now())
 
     async def authenticate(self, token: str | None) -> User:
         """The user a bearer token speaks for, or the reason it is refused."""
@@ -104,6 +119,33 @@ class AccountService:
         await self._user_of(claims)
         assert token is not None
         await self._revocations.revoke(_revocation_key(token, claims), claims.expires_at)
+
+    async def log_out_everywhere(self, user: User) -> None:
+        """Revokes every token of the user issued up to now (a lost device)."""
+        await self._store(replace(user, tokens_valid_after=_cutoff(self._clock.now())))
+
+    async def change_password(
+        self, user: User, current_password: str, new_password: str
+    ) -> Session:
+        """Changes the password and revokes every older token; returns a fresh session."""
+        await self._confirm_password(user, current_password)
+        if problems := password_problems(new_password, field="new_password"):
+            raise ValidationFailed(problems)
+        await self._ensure_strong(new_password, user.email, field="new_password")
+        now = self._clock.now()
+        changed = await self._store(
+            replace(
+                user,
+                password_hash=await self._hasher.hash(new_password),
+                tokens_valid_after=_cutoff(now),
+            )
+        )
+        return self._session(changed, now)
+
+    async def delete_account(self, user: User, password: str) -> None:
+        """Deletes the account and all its tasks, once the password confirms it."""
+        await self._confirm_password(user, password)
+        await self.delete(user.id)
 
     async def find_by_email(self, email: str) -> User:
         user = await self._users.get_by_email(self._emails.normalize(email))
@@ -119,6 +161,27 @@ class AccountService:
     async def warm_up(self) -> None:
         """Computes the decoy hash ahead of the first login for an unknown email."""
         await self._decoy()
+
+    def _session(self, user: User, now: datetime) -> Session:
+        return Session(token=self._tokens.issue(user.id, now), user=user)
+
+    async def _ensure_strong(self, password: str, email: str, *, field: str) -> None:
+        if advice := await self._strength.weakness(password, [email]):
+            raise WeakPassword([FieldError(field, advice)])
+
+    async def _confirm_password(self, user: User, password: str) -> None:
+        # Guessing through a stolen token is throttled like guessing through the login.
+        key = account_key(user.email)
+        await self._throttle.ensure_not_locked(key)
+        if not await self._hasher.verify(password, user.password_hash):
+            await self._throttle.failed(key)
+            raise WrongPassword()
+
+    async def _store(self, user: User) -> User:
+        stored = await self._users.update(user)
+        if stored is None:
+            raise UserNotFound()
+        return stored
 
     async def _valid_claims(self, token: str | None) -> TokenClaims:
         if not token:
@@ -136,9 +199,17 @@ class AccountService:
         user = await self._users.get(user_id)
         if user is None:
             raise UserNotFound()
+        if not user.accepts_token_issued_at(claims.issued_at):
+            raise TokenRevoked()
         return user
 
     async def _decoy(self) -> str:
         if self._decoy_hash is None:
             self._decoy_hash = await self._hasher.hash("decoy password for unknown emails")
         return self._decoy_hash
+
+
+def _cutoff(now: datetime) -> datetime:
+    # Token times (iat) are whole seconds: a token issued within the same second as a
+    # logout-all survives it, and one issued right after never fails.
+    return now.replace(microsecond=0)

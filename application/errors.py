@@ -37,5 +37,32 @@ class UserNotFound(AuthenticationFailed):
     """The token is genuine but its user no longer exists."""
 
 
-class StorageUnavailable(ApplicationError):
-    """The database cannot be reached right now; the request may be retried."""
+class WrongPassword(AuthenticationFailed):
+    """The current password given to confirm a sensitive change is wrong."""
+
+
+class RetryLater(ApplicationError):
+    """The request may succeed if repeated after retry_after_seconds."""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(f"retry after {retry_after_seconds} s")
+        self.retry_after_seconds = max(1, retry_after_seconds)
+
+
+class TooManyFailedLogins(RetryLater):
+    """Too many failed logins for one email: it is locked until its window passes."""
+
+
+class TooManyAttempts(RetryLater):
+    """Too many login or register attempts from one client address."""
+
+
+class ServerBusy(RetryLater):
+    """Too many password hashes are already running or waiting."""
+
+
+class StorageUnavailable(RetryLater):
+    """The database cannot be reached right now."""
+
+    def __init__(self, retry_after_seconds: int = 5) -> None:
+        super().__init__(retry_after_seconds)

@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
@@ -43,6 +43,10 @@ class UserRepository(Protocol):
         """Looks a user up by the normalised (lowercase) email."""
         ...
 
+    async def update(self, user: User) -> User | None:
+        """Stores the user's password hash and tokens_valid_after; None when the user is gone."""
+        ...
+
     async def delete(self, user_id: UUID) -> bool:
         """Deletes the user and, with them, all their tasks. False when there was no such user."""
         ...
@@ -70,7 +74,8 @@ class TaskRepository(Protocol):
 
 
 class PasswordHasher(Protocol):
-    """Slow by design; implementations must not block the event loop."""
+    """Slow by design; implementations must not block the event loop, and raise ServerBusy
+    rather than queue without bound."""
 
     async def hash(self, password: str) -> str: ...
 
@@ -93,6 +98,39 @@ class RevocationStore(Protocol):
         ...
 
     async def is_revoked(self, token_key: str) -> bool: ...
+
+
+class PasswordStrengthMeter(Protocol):
+    async def weakness(self, password: str, user_inputs: Sequence[str]) -> str | None:
+        """None when the password is hard enough to guess; otherwise advice on making it
+        stronger. user_inputs (the email, say) count as known to an attacker."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class FailedLogins:
+    count: int
+    window_started_at: datetime
+
+
+class LoginAttemptStore(Protocol):
+    """Counters against brute force, shared by every process of the service."""
+
+    async def failed_logins(self, account_key: str) -> FailedLogins | None: ...
+
+    async def record_failed_login(
+        self, account_key: str, now: datetime, window: timedelta
+    ) -> FailedLogins:
+        """Counts one more failure; a failure after the window has passed starts a new one.
+        Forgets windows that are over."""
+        ...
+
+    async def clear_failed_logins(self, account_key: str) -> None: ...
+
+    async def count_attempt(self, client: str, window_started_at: datetime) -> int:
+        """Counts one attempt of the client in the window; returns the window's count so far.
+        Forgets older windows."""
+        ...
 
 
 class EmailPolicy(Protocol):

@@ -35,3 +35,7 @@ class TaskAccessDenied(DomainError):
 
 class EmailAlreadyRegistered(DomainError):
     pass
+
+
+class WeakPassword(ValidationFailed):
+    """The password meets the length rules but is too easy to guess."""

@@ -18,6 +18,11 @@ class User:
     password_hash: str
     created_at: datetime
     updated_at: datetime
+    tokens_valid_after: datetime | None = None
+    """Tokens issued before this moment are refused (logout-all, password change)."""
+
+    def accepts_token_issued_at(self, issued_at: datetime) -> bool:
+        return self.tokens_valid_after is None or issued_at >= self.tokens_valid_after
 
 
 def password_problems(password: str, field: str = "password") -> list[FieldError]:

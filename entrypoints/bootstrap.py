@@ -4,14 +4,17 @@ the HTTP app and the command line. Tests override pieces by keyword."""
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.email import EmailValidatorPolicy
 from adapters.embedded import start_embedded_postgres
+from adapters.password_strength import ZxcvbnStrengthMeter
 from adapters.passwords import BcryptHasher
 from adapters.postgres.pool import create_pool, open_pool, ping
 from adapters.postgres.repositories import (
+    PostgresLoginAttemptStore,
     PostgresRevocationStore,
     PostgresTaskRepository,
     PostgresUserRepository,
@@ -21,6 +24,7 @@ from adapters.tokens import JwtTokenService
 from application.accounts import AccountService
 from application.ports import Clock, PasswordHasher
 from application.tasks import TaskService
+from application.throttling import LoginThrottle, ThrottlePolicy
 from entrypoints.settings import Settings
 
 
@@ -56,12 +60,25 @@ def build_services(
 ) -> Services:
     clock = clock or SystemClock()
     ids = RandomIds()
+    throttle = LoginThrottle(
+        store=PostgresLoginAttemptStore(pool),
+        clock=clock,
+        policy=ThrottlePolicy(
+            max_failed_logins=settings.login_max_failures,
+            lockout=timedelta(minutes=settings.login_lockout_minutes),
+            attempts_per_minute=settings.auth_rate_per_minute,
+        ),
+    )
     accounts = AccountService(
         users=PostgresUserRepository(pool),
         hasher=hasher or BcryptHasher(settings.bcrypt_rounds),
-        tokens=JwtTokenService(settings.auth_secret),
+        strength=ZxcvbnStrengthMeter(),
+        tokens=JwtTokenService(
+            settings.auth_secret, previous_secrets=settings.previous_auth_secrets
+        ),
         revocations=PostgresRevocationStore(pool),
         emails=EmailValidatorPolicy(),
+        throttle=throttle,
         clock=clock,
         ids=ids,
     )

@@ -29,6 +29,11 @@ class Settings:
     pool_min_size: int = 5
     pool_max_size: int = 15
     pool_timeout_seconds: float = 5.0
+    previous_auth_secrets: tuple[str, ...] = ()
+    """Still accepted for verification while the frontend rotates BETTER_AUTH_SECRET."""
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+    auth_rate_per_minute: int = 30
 
 
 def load_settings(
@@ -57,6 +62,14 @@ def load_settings(
         bcrypt_rounds=_integer(values, "BCRYPT_ROUNDS", 12, minimum=4, maximum=31),
         pool_min_size=_integer(values, "DATABASE_POOL_MIN", 5, minimum=1, maximum=1000),
         pool_max_size=_integer(values, "DATABASE_POOL_MAX", 15, minimum=1, maximum=1000),
+        previous_auth_secrets=_previous_secrets(values.get("BETTER_AUTH_SECRET_PREVIOUS")),
+        login_max_failures=_integer(values, "LOGIN_MAX_FAILURES", 5, minimum=1, maximum=1000),
+        login_lockout_minutes=_integer(
+            values, "LOGIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=7 * 24 * 60
+        ),
+        auth_rate_per_minute=_integer(
+            values, "AUTH_RATE_PER_MINUTE", 30, minimum=0, maximum=1_000_000
+        ),
     )
 
 
@@ -86,6 +99,17 @@ def _auth_secret(configured: str | None, data_dir: Path) -> str:
         secret_file,
     )
     return secret
+
+
+def _previous_secrets(configured: str | None) -> tuple[str, ...]:
+    if not configured:
+        return ()
+    if len(configured) < MIN_SECRET_LENGTH:
+        raise ConfigurationError(
+            f"BETTER_AUTH_SECRET_PREVIOUS must be at least {MIN_SECRET_LENGTH} characters long "
+            f"(it has {len(configured)})"
+        )
+    return (configured,)
 
 
 def _integer(

@@ -75,5 +75,7 @@ def database_url(create_database: Callable[[], str]) -> str:
 def clean_database(database_url: str) -> str:
     """The migrated database, emptied before the test."""
     with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute("TRUNCATE users, tasks, revoked_tokens")
+        connection.execute(
+            "TRUNCATE users, tasks, revoked_tokens, login_failures, auth_attempts"
+        )
     return database_url

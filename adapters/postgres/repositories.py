@@ -1,6 +1,6 @@
 """The repositories in raw SQL over psycopg 3."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -9,14 +9,14 @@ from psycopg.rows import RowMaker
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres.pool import transaction
-from application.ports import TaskPage
+from application.ports import FailedLogins, TaskPage
 from domain.errors import EmailAlreadyRegistered
 from domain.tasks import Task
 from domain.users import User
 
 _T = TypeVar("_T")
 
-_USER_COLUMNS = "id, email, password_hash, created_at, updated_at"
+_USER_COLUMNS = "id, email, password_hash, created_at, updated_at, tokens_valid_after"
 _TASK_COLUMNS = "id, user_id, title, description, completed, created_at, updated_at"
 
 
@@ -27,8 +27,15 @@ def _utc(moment: datetime) -> datetime:
 
 def _user_row(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[User]:
     def make(values: Any) -> User:
-        user_id, email, password_hash, created_at, updated_at = values
-        return User(user_id, email, password_hash, _utc(created_at), _utc(updated_at))
+        user_id, email, password_hash, created_at, updated_at, tokens_valid_after = values
+        return User(
+            user_id,
+            email,
+            password_hash,
+            _utc(created_at),
+            _utc(updated_at),
+            None if tokens_valid_after is None else _utc(tokens_valid_after),
+        )
 
     return make
 
@@ -56,7 +63,7 @@ class PostgresUserRepository:
                 await cursor.execute(
                     f"""INSERT INTO users ({_USER_COLUMNS})
                         VALUES (%(id)s, %(email)s, %(password_hash)s,
-                                %(created_at)s, %(updated_at)s)
+                                %(created_at)s, %(updated_at)s, %(tokens_valid_after)s)
                         RETURNING {_USER_COLUMNS}""",
                     {
                         "id": user.id,
@@ -64,6 +71,7 @@ class PostgresUserRepository:
                         "password_hash": user.password_hash,
                         "created_at": user.created_at,
                         "updated_at": user.updated_at,
+                        "tokens_valid_after": user.tokens_valid_after,
                     },
                 )
                 return await _one(cursor)
@@ -88,6 +96,25 @@ class PostgresUserRepository:
             await cursor.execute(
                 f"SELECT {_USER_COLUMNS} FROM users WHERE lower(email) = lower(%(email)s)",
                 {"email": email},
+            )
+            return await cursor.fetchone()
+
+    async def update(self, user: User) -> User | None:
+        async with (
+            transaction(self._pool) as connection,
+            connection.cursor(row_factory=_user_row) as cursor,
+        ):
+            await cursor.execute(
+                f"""UPDATE users
+                    SET password_hash = %(password_hash)s,
+                        tokens_valid_after = %(tokens_valid_after)s
+                    WHERE id = %(id)s
+                    RETURNING {_USER_COLUMNS}""",
+                {
+                    "id": user.id,
+                    "password_hash": user.password_hash,
+                    "tokens_valid_after": user.tokens_valid_after,
+                },
             )
             return await cursor.fetchone()
 
@@ -209,6 +236,69 @@ class PostgresRevocationStore:
                 "SELECT 1 FROM revoked_tokens WHERE token_key = %(key)s", {"key": token_key}
             )
             return await cursor.fetchone() is not None
+
+
+class PostgresLoginAttemptStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def failed_logins(self, account_key: str) -> FailedLogins | None:
+        async with transaction(self._pool) as connection:
+            cursor = await connection.execute(
+                """SELECT failures, window_started_at FROM login_failures
+                   WHERE account_key = %(key)s""",
+                {"key": account_key},
+            )
+            row = await cursor.fetchone()
+            return None if row is None else FailedLogins(row[0], _utc(row[1]))
+
+    async def record_failed_login(
+        self, account_key: str, now: datetime, window: timedelta
+    ) -> FailedLogins:
+        async with transaction(self._pool) as connection:
+            cursor = await connection.execute(
+                """WITH purged AS (
+                       DELETE FROM login_failures
+                       WHERE window_started_at + %(window)s <= %(now)s
+                         AND account_key <> %(key)s
+                   )
+                   INSERT INTO login_failures AS f (account_key, failures, window_started_at)
+                   VALUES (%(key)s, 1, %(now)s)
+                   ON CONFLICT (account_key) DO UPDATE SET
+                       failures = CASE WHEN f.window_started_at + %(window)s <= %(now)s
+                                       THEN 1 ELSE f.failures + 1 END,
+                       window_started_at = CASE WHEN f.window_started_at + %(window)s <= %(now)s
+                                                THEN %(now)s ELSE f.window_started_at END
+                   RETURNING failures, window_started_at""",
+                {"key": account_key, "now": now, "window": window},
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            return FailedLogins(row[0], _utc(row[1]))
+
+    async def clear_failed_logins(self, account_key: str) -> None:
+        async with transaction(self._pool) as connection:
+            await connection.execute(
+                "DELETE FROM login_failures WHERE account_key = %(key)s", {"key": account_key}
+            )
+
+    async def count_attempt(self, client: str, window_started_at: datetime) -> int:
+        async with transaction(self._pool) as connection:
+            cursor = await connection.execute(
+                """WITH purged AS (
+                       DELETE FROM auth_attempts WHERE window_started_at < %(window)s
+                   )
+                   INSERT INTO auth_attempts AS a (client, window_started_at, attempts)
+                   VALUES (%(client)s, %(window)s, 1)
+                   ON CONFLICT (client, window_started_at)
+                   DO UPDATE SET attempts = a.attempts + 1
+                   RETURNING attempts""",
+                {"client": client, "window": window_started_at},
+            )
+            row = await cursor.fetchone()
+            assert row is not None
+            count: int = row[0]
+            return count
 
 
 async def _one(cursor: psycopg.AsyncCursor[_T]) -> _T:

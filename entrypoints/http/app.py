@@ -18,6 +18,7 @@ from entrypoints.http.schemas import ProblemDetails, encode_json
 from entrypoints.settings import Settings, load_settings
 
 MAX_BODY_BYTES = 1024 * 1024
+AUTH_PATH_PREFIX = "/api/auth/"
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> Litestar:
@@ -62,8 +63,33 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
         debug=False,
     )
     _drop_generated_bad_request_answers(app)
-    app.asgi_handler = _ProblemPreflights(app.asgi_handler)
+    app.asgi_handler = _SecurityHeaders(_ProblemPreflights(app.asgi_handler))
     return app
+
+
+class _SecurityHeaders:
+    """On every response, errors and preflights included: nosniff; and no caching of anything
+    the auth endpoints answer (tokens, account data)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self._app(scope, receive, send)
+            return
+        extra = [(b"x-content-type-options", b"nosniff")]
+        if scope["path"].startswith(AUTH_PATH_PREFIX):
+            extra.append((b"cache-control", b"no-store"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in extra}
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message["headers"] = [*kept, *extra]
+            await send(message)
+
+        await self._app(scope, receive, send_with_headers)
 
 
 class _ProblemPreflights:

@@ -24,6 +24,8 @@ from entrypoints.http.schemas import (
     HealthResponse,
     MessageResponse,
     NewTask,
+    PasswordChange,
+    PasswordConfirmation,
     TaskChangesRequest,
     TaskListResponse,
     TaskResponse,
@@ -44,6 +46,11 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def client_address(request: Request[Any, Any, Any]) -> str | None:
+    """The peer's address (the proxy's, unless the server is told to trust its headers)."""
+    return request.client.host if request.client else None
 
 
 def _services(request: Request[Any, Any, Any]) -> Services:
@@ -102,12 +109,15 @@ class AuthController(Controller):
         "/register",
         dto=StrictJsonDTO[Credentials],
         return_dto=None,
-        responses=responses(400, 409, 413, 422, 503),
+        responses=responses(400, 409, 413, 422, 429, 503),
     )
     async def register(
-        self, data: JSONBody[Credentials], accounts: NamedDependency[AccountService]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[Credentials],
+        accounts: NamedDependency[AccountService],
     ) -> UserResponse:
-        user = await accounts.register(data.email, data.password)
+        user = await accounts.register(data.email, data.password, client_address(request))
         return UserResponse.of(user)
 
     @post(
@@ -115,17 +125,16 @@ class AuthController(Controller):
         status_code=HTTP_200_OK,
         dto=StrictJsonDTO[Credentials],
         return_dto=None,
-        responses=responses(400, 401, 413, 422, 503),
+        responses=responses(400, 401, 413, 422, 429, 503),
     )
     async def login(
-        self, data: JSONBody[Credentials], accounts: NamedDependency[AccountService]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[Credentials],
+        accounts: NamedDependency[AccountService],
     ) -> AuthResponse:
-        session = await accounts.log_in(data.email, data.password)
-        return AuthResponse(
-            access_token=session.token.token,
-            expires_in=session.token.expires_in_seconds,
-            user=UserResponse.of(session.user),
-        )
+        session = await accounts.log_in(data.email, data.password, client_address(request))
+        return AuthResponse.of(session)
 
     @post(
         "/logout",
@@ -147,6 +156,59 @@ class AuthController(Controller):
     )
     async def me(self, current_user: NamedDependency[User]) -> UserResponse:
         return UserResponse.of(current_user)
+
+    @post(
+        "/logout-all",
+        status_code=HTTP_200_OK,
+        dependencies=_AUTHENTICATED,
+        responses=responses(401, 503),
+        security=[{"bearer": []}],
+    )
+    async def logout_everywhere(
+        self, current_user: NamedDependency[User], accounts: NamedDependency[AccountService]
+    ) -> MessageResponse:
+        """Revokes every token of the caller issued up to now, on every device."""
+        await accounts.log_out_everywhere(current_user)
+        return MessageResponse(message="Logged out everywhere")
+
+    @post(
+        "/password",
+        status_code=HTTP_200_OK,
+        dependencies=_AUTHENTICATED,
+        dto=StrictJsonDTO[PasswordChange],
+        return_dto=None,
+        responses=responses(400, 401, 413, 422, 429, 503),
+        security=[{"bearer": []}],
+    )
+    async def change_password(
+        self,
+        data: JSONBody[PasswordChange],
+        current_user: NamedDependency[User],
+        accounts: NamedDependency[AccountService],
+    ) -> AuthResponse:
+        """Changes the password and revokes every older token, this one included; the answer
+        carries a fresh token."""
+        session = await accounts.change_password(
+            current_user, data.current_password, data.new_password
+        )
+        return AuthResponse.of(session)
+
+    @delete(
+        "/me",
+        dependencies=_AUTHENTICATED,
+        dto=StrictJsonDTO[PasswordConfirmation],
+        return_dto=None,
+        responses=responses(400, 401, 413, 422, 429, 503),
+        security=[{"bearer": []}],
+    )
+    async def delete_account(
+        self,
+        data: JSONBody[PasswordConfirmation],
+        current_user: NamedDependency[User],
+        accounts: NamedDependency[AccountService],
+    ) -> None:
+        """Deletes the account and all its tasks, once the password confirms it."""
+        await accounts.delete_account(current_user, data.password)
 
 
 TaskId = Annotated[

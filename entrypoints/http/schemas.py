@@ -7,6 +7,7 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from application.accounts import Session
 from domain.tasks import MAX_DESCRIPTION_LENGTH, MAX_TITLE_LENGTH, Task
 from domain.users import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, User
 
@@ -44,6 +45,15 @@ class Credentials(Struct, kw_only=True):
     password: _Password
 
 
+class PasswordConfirmation(Struct, kw_only=True):
+    password: Annotated[str, Meta(description="The account's current password.")]
+
+
+class PasswordChange(Struct, kw_only=True):
+    current_password: Annotated[str, Meta(description="The account's current password.")]
+    new_password: _Password
+
+
 class UserResponse(Struct, kw_only=True, frozen=True):
     id: UUID
     email: str
@@ -59,6 +69,14 @@ class AuthResponse(Struct, kw_only=True, frozen=True):
     user: UserResponse
     expires_in: int
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the scheme's name
+
+    @classmethod
+    def of(cls, session: Session) -> "AuthResponse":
+        return cls(
+            access_token=session.token.token,
+            expires_in=session.token.expires_in_seconds,
+            user=UserResponse.of(session.user),
+        )
 
 
 class MessageResponse(Struct, kw_only=True, frozen=True):

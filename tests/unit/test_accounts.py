@@ -13,11 +13,13 @@ import pytest
 from adapters.email import EmailValidatorPolicy
 from adapters.memory import (
     FixedClock,
+    InMemoryLoginAttemptStore,
     InMemoryRevocationStore,
     InMemoryTaskRepository,
     InMemoryUserRepository,
     PlainTextHasher,
 )
+from adapters.password_strength import ZxcvbnStrengthMeter
 from adapters.system import RandomIds
 from adapters.tokens import JwtTokenService
 from application.accounts import AccountService
@@ -30,6 +32,7 @@ from application.errors import (
 )
 from application.ports import PasswordHasher
 from application.tasks import TaskQuery, TaskService
+from application.throttling import LoginThrottle, ThrottlePolicy
 from domain.errors import EmailAlreadyRegistered, ValidationFailed
 
 SECRET = "s" * 20 + "e" * 20  # 40 characters, as BETTER_AUTH_SECRET must be at least 32
@@ -85,9 +88,13 @@ def build(hasher: PasswordHasher | None = None) -> World:
     accounts = AccountService(
         users=InMemoryUserRepository(tasks=task_repository),
         hasher=hasher,
+        strength=ZxcvbnStrengthMeter(),
         tokens=tokens,
         revocations=InMemoryRevocationStore(clock),
         emails=EmailValidatorPolicy(),
+        throttle=LoginThrottle(
+            store=InMemoryLoginAttemptStore(), clock=clock, policy=ThrottlePolicy()
+        ),
         clock=clock,
         ids=ids,
     )

@@ -1,0 +1,3 @@
+DROP TABLE auth_attempts;
+DROP TABLE login_failures;
+ALTER TABLE users DROP COLUMN tokens_valid_after;

@@ -34,6 +34,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
         with database_url(settings) as url:
             async with open_services(settings, url) as opened:
                 app.state.services = opened
+                # The decoy hash makes even the first login of an unknown email cost a bcrypt.
+                await opened.accounts.warm_up()
                 yield
 
     app = Litestar(

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from application.ports import FailedLogins, TaskPage
 from domain.errors import EmailAlreadyRegistered
-from domain.tasks import Task
+from domain.tasks import Task, TaskPosition
 from domain.users import User
 
 
@@ -42,6 +42,14 @@ class InMemoryUserRepository:
         self._users[user.id] = updated
         return updated
 
+    async def revoke_tokens_issued_before(self, user_id: UUID, moment: datetime) -> bool:
+        stored = self._users.get(user_id)
+        if stored is None:
+            return False
+        cutoff = max(moment, stored.tokens_valid_after or moment)
+        self._users[user_id] = replace(stored, tokens_valid_after=cutoff)
+        return True
+
     async def delete(self, user_id: UUID) -> bool:
         if self._users.pop(user_id, None) is None:
             return False
@@ -62,15 +70,24 @@ class InMemoryTaskRepository:
         return self._tasks.get(task_id)
 
     async def list_for_owner(
-        self, owner_id: UUID, *, completed: bool | None, limit: int, offset: int
+        self,
+        owner_id: UUID,
+        *,
+        completed: bool | None,
+        limit: int,
+        offset: int = 0,
+        after: TaskPosition | None = None,
     ) -> TaskPage:
         matching = [
             t
             for t in self._tasks.values()
             if t.owner_id == owner_id and (completed is None or t.completed == completed)
         ]
-        matching.sort(key=lambda t: (t.created_at, t.id), reverse=True)
-        return TaskPage(tasks=matching[offset : offset + limit], total=len(matching))
+        matching.sort(key=lambda t: t.position, reverse=True)
+        following = [t for t in matching if after is None or t.position < after][offset:]
+        return TaskPage(
+            tasks=following[:limit], total=len(matching), has_more=len(following) > limit
+        )
 
     async def update(self, task: Task) -> Task | None:
         stored = self._tasks.get(task.id)

@@ -1,7 +1,9 @@
 """How guessable a password is, by zxcvbn (its own lists of common passwords, names, words)."""
 
 import asyncio
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from zxcvbn import zxcvbn
 
@@ -16,11 +18,22 @@ class ZxcvbnStrengthMeter:
 
     async def weakness(self, password: str, user_inputs: Sequence[str]) -> str | None:
         # Long passwords take zxcvbn tens of milliseconds: too long for the event loop.
-        result = await asyncio.to_thread(
-            zxcvbn, password, user_inputs=list(user_inputs), max_length=MAX_PASSWORD_LENGTH
-        )
+        result = await asyncio.to_thread(_measure, password, list(user_inputs))
         if result["score"] >= self._min_score:
             return None
         feedback = result["feedback"]
         advice = [feedback.get("warning") or "", *feedback.get("suggestions", [])]
         return " ".join(part for part in advice if part) or "Choose a longer, less common password."
+
+
+# zxcvbn keeps the user inputs of the running check in a module-wide dictionary, so two
+# checks at once in two threads could each see the other's email.
+_one_check_at_a_time = threading.Lock()
+
+
+def _measure(password: str, user_inputs: list[str]) -> dict[str, Any]:
+    with _one_check_at_a_time:
+        result: dict[str, Any] = zxcvbn(
+            password, user_inputs=user_inputs, max_length=MAX_PASSWORD_LENGTH
+        )
+        return result

@@ -62,6 +62,12 @@ class BcryptHasher:
         self._admitted += 1
         try:
             async with self._running:
-                return await asyncio.to_thread(work, password, salt)
+                hashing = asyncio.ensure_future(asyncio.to_thread(work, password, salt))
+                try:
+                    return await asyncio.shield(hashing)
+                except asyncio.CancelledError:
+                    # A thread cannot be stopped: the slot stays taken until it is done.
+                    await asyncio.wait([hashing])
+                    raise
         finally:
             self._admitted -= 1

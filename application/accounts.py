@@ -94,12 +94,17 @@ class AccountService:
         """Unknown email and wrong password fail alike, after the same amount of hashing work.
         An email with too many recent failures is locked, registered or not."""
         await self._throttle.count_attempt(client)
+        try:
+            email = self._emails.normalize(email)
+        except ValidationFailed:
+            valid = False
+        else:
+            valid = True
+        # Keyed on the normalised address: every spelling that reaches the account (case,
+        # full-width letters) shares one counter.
         key = account_key(email)
         await self._throttle.ensure_not_locked(key)
-        try:
-            user = await self._users.get_by_email(self._emails.normalize(email))
-        except ValidationFailed:
-            user = None
+        user = await self._users.get_by_email(email) if valid else None
         if user is None:
             await self._hasher.verify(password, await self._decoy())
         if user is None or not await self._hasher.verify(password, user.password_hash):
@@ -122,7 +127,9 @@ class AccountService:
 
     async def log_out_everywhere(self, user: User) -> None:
         """Revokes every token of the user issued up to now (a lost device)."""
-        await self._store(replace(user, tokens_valid_after=_cutoff(self._clock.now())))
+        # Only the cutoff is written: a password changed meanwhile must stay changed.
+        if not await self._users.revoke_tokens_issued_before(user.id, _cutoff(self._clock.now())):
+            raise UserNotFound()
 
     async def change_password(
         self, user: User, current_password: str, new_password: str

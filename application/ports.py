@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
-from domain.tasks import Task
+from domain.tasks import Task, TaskPosition
 from domain.users import User
 
 
@@ -15,6 +15,13 @@ class TaskPage:
     tasks: Sequence[Task]
     total: int
     """How many of the owner's tasks match the filter, on every page."""
+    has_more: bool = False
+    """Whether more matching tasks follow this page."""
+
+    @property
+    def next_position(self) -> TaskPosition | None:
+        """Where the next page starts (after this task), when there is one."""
+        return self.tasks[-1].position if self.has_more and self.tasks else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,11 @@ class UserRepository(Protocol):
         """Stores the user's password hash and tokens_valid_after; None when the user is gone."""
         ...
 
+    async def revoke_tokens_issued_before(self, user_id: UUID, moment: datetime) -> bool:
+        """Moves the user's tokens_valid_after forward to `moment` (never back), touching
+        nothing else. False when there is no such user."""
+        ...
+
     async def delete(self, user_id: UUID) -> bool:
         """Deletes the user and, with them, all their tasks. False when there was no such user."""
         ...
@@ -60,9 +72,18 @@ class TaskRepository(Protocol):
         ...
 
     async def list_for_owner(
-        self, owner_id: UUID, *, completed: bool | None, limit: int, offset: int
+        self,
+        owner_id: UUID,
+        *,
+        completed: bool | None,
+        limit: int,
+        offset: int = 0,
+        after: TaskPosition | None = None,
     ) -> TaskPage:
-        """The owner's tasks, newest first (created_at, then id, descending) so pages are stable."""
+        """The owner's tasks, newest first (created_at, then id, descending) so pages are stable;
+        those after `after` when given (keyset paging, as cheap deep down as on top), then
+        `offset` skipped. The total counts every task matching the filter, whatever the page,
+        and costs the same however many tasks the owner has."""
         ...
 
     async def update(self, task: Task) -> Task | None:

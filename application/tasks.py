@@ -5,7 +5,14 @@ from uuid import UUID
 
 from application.ports import Clock, IdGenerator, TaskPage, TaskRepository
 from domain.errors import FieldError, TaskNotFound, ValidationFailed
-from domain.tasks import Task, TaskChanges, apply_changes, new_task, validate_changes
+from domain.tasks import (
+    Task,
+    TaskChanges,
+    TaskPosition,
+    apply_changes,
+    new_task,
+    validate_changes,
+)
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
@@ -17,6 +24,8 @@ class TaskQuery:
     completed: bool | None = None
     limit: int = DEFAULT_PAGE_SIZE
     offset: int = 0
+    after: TaskPosition | None = None
+    """Keyset paging: the page starts after this task (a previous page's next_position)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -24,6 +33,8 @@ class TaskQuery:
             problems.append(FieldError("limit", f"Must be between 1 and {MAX_PAGE_SIZE}"))
         if not 0 <= self.offset <= MAX_OFFSET:
             problems.append(FieldError("offset", f"Must be between 0 and {MAX_OFFSET}"))
+        elif self.after is not None and self.offset:
+            problems.append(FieldError("offset", "Cannot be combined with a cursor"))
         if problems:
             raise ValidationFailed(problems)
 
@@ -36,7 +47,11 @@ class TaskService:
 
     async def list(self, owner_id: UUID, query: TaskQuery) -> TaskPage:
         return await self._tasks.list_for_owner(
-            owner_id, completed=query.completed, limit=query.limit, offset=query.offset
+            owner_id,
+            completed=query.completed,
+            limit=query.limit,
+            offset=query.offset,
+            after=query.after,
         )
 
     async def create(

@@ -23,6 +23,14 @@ UNCHANGED: Final = _Unchanged.UNCHANGED
 """Marks a field that a partial update leaves as it is (distinct from None, which clears)."""
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class TaskPosition:
+    """Where a task stands in a list: lists run newest first, by created_at, then by id."""
+
+    created_at: datetime
+    id: UUID
+
+
 @dataclass(frozen=True, slots=True)
 class Task:
     id: UUID
@@ -32,6 +40,10 @@ class Task:
     completed: bool
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def position(self) -> TaskPosition:
+        return TaskPosition(self.created_at, self.id)
 
     def ensure_owned_by(self, user_id: UUID) -> None:
         """The ownership rule: a task is only ever read or changed by the user who owns it."""

@@ -12,7 +12,7 @@ from adapters.email import EmailValidatorPolicy
 from adapters.embedded import start_embedded_postgres
 from adapters.password_strength import ZxcvbnStrengthMeter
 from adapters.passwords import BcryptHasher
-from adapters.postgres.pool import create_pool, open_pool, ping
+from adapters.postgres.pool import Database, create_pool, open_pool, ping, unit_of_work
 from adapters.postgres.repositories import (
     PostgresLoginAttemptStore,
     PostgresRevocationStore,
@@ -29,13 +29,74 @@ from entrypoints.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
-class Services:
+class UseCases:
     accounts: AccountService
     tasks: TaskService
-    pool: AsyncConnectionPool
+
+
+class Services:
+    """The use cases, wired to PostgreSQL: `accounts` and `tasks` run each query in its own
+    pooled transaction; `one_transaction()` gives use cases that share one connection."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: AsyncConnectionPool,
+        *,
+        clock: Clock | None = None,
+        hasher: PasswordHasher | None = None,
+    ) -> None:
+        self.pool = pool
+        self._clock = clock or SystemClock()
+        self._ids = RandomIds()
+        # One hasher for the process: its bound on concurrent hashing must be shared.
+        self._hasher = hasher or BcryptHasher(settings.bcrypt_rounds)
+        self._strength = ZxcvbnStrengthMeter()
+        self._tokens = JwtTokenService(
+            settings.auth_secret, previous_secrets=settings.previous_auth_secrets
+        )
+        self._emails = EmailValidatorPolicy()
+        self._throttle_policy = ThrottlePolicy(
+            max_failed_logins=settings.login_max_failures,
+            lockout=timedelta(minutes=settings.login_lockout_minutes),
+            attempts_per_minute=settings.auth_rate_per_minute,
+        )
+        pooled = self._use_cases(pool)
+        self.accounts = pooled.accounts
+        self.tasks = pooled.tasks
+
+    @asynccontextmanager
+    async def one_transaction(self) -> AsyncIterator[UseCases]:
+        """Use cases whose every query shares one connection and one transaction, committed
+        when the block succeeds and rolled back when it raises: a request's unit of work, for
+        requests that do no slow work (password hashing) while holding the connection."""
+        async with unit_of_work(self.pool) as work:
+            yield self._use_cases(work)
 
     async def database_reachable(self) -> bool:
         return await ping(self.pool)
+
+    def _use_cases(self, database: Database) -> UseCases:
+        throttle = LoginThrottle(
+            store=PostgresLoginAttemptStore(database),
+            clock=self._clock,
+            policy=self._throttle_policy,
+        )
+        accounts = AccountService(
+            users=PostgresUserRepository(database),
+            hasher=self._hasher,
+            strength=self._strength,
+            tokens=self._tokens,
+            revocations=PostgresRevocationStore(database),
+            emails=self._emails,
+            throttle=throttle,
+            clock=self._clock,
+            ids=self._ids,
+        )
+        tasks = TaskService(
+            tasks=PostgresTaskRepository(database), clock=self._clock, ids=self._ids
+        )
+        return UseCases(accounts=accounts, tasks=tasks)
 
 
 @contextmanager
@@ -58,32 +119,7 @@ def build_services(
     clock: Clock | None = None,
     hasher: PasswordHasher | None = None,
 ) -> Services:
-    clock = clock or SystemClock()
-    ids = RandomIds()
-    throttle = LoginThrottle(
-        store=PostgresLoginAttemptStore(pool),
-        clock=clock,
-        policy=ThrottlePolicy(
-            max_failed_logins=settings.login_max_failures,
-            lockout=timedelta(minutes=settings.login_lockout_minutes),
-            attempts_per_minute=settings.auth_rate_per_minute,
-        ),
-    )
-    accounts = AccountService(
-        users=PostgresUserRepository(pool),
-        hasher=hasher or BcryptHasher(settings.bcrypt_rounds),
-        strength=ZxcvbnStrengthMeter(),
-        tokens=JwtTokenService(
-            settings.auth_secret, previous_secrets=settings.previous_auth_secrets
-        ),
-        revocations=PostgresRevocationStore(pool),
-        emails=EmailValidatorPolicy(),
-        throttle=throttle,
-        clock=clock,
-        ids=ids,
-    )
-    tasks = TaskService(tasks=PostgresTaskRepository(pool), clock=clock, ids=ids)
-    return Services(accounts=accounts, tasks=tasks, pool=pool)
+    return Services(settings, pool, clock=clock, hasher=hasher)
 
 
 @asynccontextmanager

@@ -1,7 +1,8 @@
 """The connection pool, and the translation of connection failures into StorageUnavailable."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -35,12 +36,62 @@ async def open_pool(pool: AsyncConnectionPool, *, wait: bool, timeout: float) ->
         raise StorageUnavailable() from error
 
 
+class UnitOfWork:
+    """One connection and one transaction for several repository calls. The connection is
+    taken from the pool at the first call only, so work that never reaches the database
+    (a refused token, say) never waits for one."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+        self._held = AsyncExitStack()
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+
+    async def connection(self) -> psycopg.AsyncConnection[Any]:
+        connection = self._connection
+        if connection is None:
+            connection = await self._held.enter_async_context(self._pool.connection())
+            assert connection is not None
+            self._connection = connection
+        return connection
+
+    async def end(self, error: BaseException | None) -> None:
+        """Commits (no error) or rolls back, and gives the connection back."""
+        if error is None:
+            await self._held.aclose()
+        else:
+            await self._held.__aexit__(type(error), error, error.__traceback__)
+
+
+Database = AsyncConnectionPool | UnitOfWork
+"""Where repositories run their SQL: the pool (a connection and a transaction for each call),
+or a unit of work (one transaction across calls, ended by its owner)."""
+
+
 @asynccontextmanager
-async def transaction(pool: AsyncConnectionPool) -> AsyncIterator[psycopg.AsyncConnection]:
-    """One transaction: committed when the block succeeds, rolled back when it raises."""
+async def unit_of_work(pool: AsyncConnectionPool) -> AsyncIterator[UnitOfWork]:
+    """Committed when the block succeeds, rolled back when it raises."""
+    work = UnitOfWork(pool)
     try:
-        async with pool.connection() as connection:
-            yield connection
+        try:
+            yield work
+        except BaseException as error:
+            await work.end(error)
+            raise
+        await work.end(None)
+    except (psycopg.OperationalError, PoolTimeout) as error:
+        raise StorageUnavailable() from error
+
+
+@asynccontextmanager
+async def transaction(database: Database) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """From the pool: a transaction committed when the block succeeds, rolled back when it
+    raises. In a unit of work: the unit's transaction, which its owner ends."""
+    try:
+        if isinstance(database, AsyncConnectionPool):
+            async with database.connection() as connection:
+                yield connection
+        else:
+            yield await database.connection()
     except (psycopg.OperationalError, PoolTimeout) as error:
         raise StorageUnavailable() from error
 

@@ -6,15 +6,21 @@ from uuid import UUID
 
 import psycopg
 from psycopg.rows import RowMaker
-from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres.pool import transaction
+from adapters.postgres.pool import Database, transaction
 from application.ports import FailedLogins, TaskPage
 from domain.errors import EmailAlreadyRegistered
-from domain.tasks import Task
+from domain.tasks import Task, TaskPosition
 from domain.users import User
 
 _T = TypeVar("_T")
+
+# Totals come from task_counts, which triggers keep in step with tasks (migration 0004).
+_COUNT_OF = {
+    None: "SELECT total FROM task_counts WHERE user_id = %(owner_id)s",
+    True: "SELECT completed FROM task_counts WHERE user_id = %(owner_id)s",
+    False: "SELECT total - completed FROM task_counts WHERE user_id = %(owner_id)s",
+}
 
 _USER_COLUMNS = "id, email, password_hash, created_at, updated_at, tokens_valid_after"
 _TASK_COLUMNS = "id, user_id, title, description, completed, created_at, updated_at"
@@ -51,13 +57,13 @@ def _task_row(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[Task]:
 
 
 class PostgresUserRepository:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
     async def add(self, user: User) -> User:
         try:
             async with (
-                transaction(self._pool) as connection,
+                transaction(self._database) as connection,
                 connection.cursor(row_factory=_user_row) as cursor,
             ):
                 await cursor.execute(
@@ -80,7 +86,7 @@ class PostgresUserRepository:
 
     async def get(self, user_id: UUID) -> User | None:
         async with (
-            transaction(self._pool) as connection,
+            transaction(self._database) as connection,
             connection.cursor(row_factory=_user_row) as cursor,
         ):
             await cursor.execute(
@@ -90,7 +96,7 @@ class PostgresUserRepository:
 
     async def get_by_email(self, email: str) -> User | None:
         async with (
-            transaction(self._pool) as connection,
+            transaction(self._database) as connection,
             connection.cursor(row_factory=_user_row) as cursor,
         ):
             await cursor.execute(
@@ -101,7 +107,7 @@ class PostgresUserRepository:
 
     async def update(self, user: User) -> User | None:
         async with (
-            transaction(self._pool) as connection,
+            transaction(self._database) as connection,
             connection.cursor(row_factory=_user_row) as cursor,
         ):
             await cursor.execute(
@@ -118,8 +124,18 @@ class PostgresUserRepository:
             )
             return await cursor.fetchone()
 
+    async def revoke_tokens_issued_before(self, user_id: UUID, moment: datetime) -> bool:
+        async with transaction(self._database) as connection:
+            cursor = await connection.execute(
+                """UPDATE users
+                   SET tokens_valid_after = greatest(tokens_valid_after, %(moment)s)
+                   WHERE id = %(id)s""",
+                {"id": user_id, "moment": moment},
+            )
+            return cursor.rowcount == 1
+
     async def delete(self, user_id: UUID) -> bool:
-        async with transaction(self._pool) as connection:
+        async with transaction(self._database) as connection:
             cursor = await connection.execute(
                 "DELETE FROM users WHERE id = %(id)s", {"id": user_id}
             )
@@ -127,12 +143,12 @@ class PostgresUserRepository:
 
 
 class PostgresTaskRepository:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
     async def add(self, task: Task) -> Task:
         async with (
-            transaction(self._pool) as connection,
+            transaction(self._database) as connection,
             connection.cursor(row_factory=_task_row) as cursor,
         ):
             await cursor.execute(
@@ -155,7 +171,7 @@ class PostgresTaskRepository:
 
     async def get(self, task_id: UUID) -> Task | None:
         async with (
-            transaction(self._pool) as connection,
+            transaction(self._database) as connection,
             connection.cursor(row_factory=_task_row) as cursor,
         ):
             await cursor.execute(
@@ -164,33 +180,51 @@ class PostgresTaskRepository:
             return await cursor.fetchone()
 
     async def list_for_owner(
-        self, owner_id: UUID, *, completed: bool | None, limit: int, offset: int
+        self,
+        owner_id: UUID,
+        *,
+        completed: bool | None,
+        limit: int,
+        offset: int = 0,
+        after: TaskPosition | None = None,
     ) -> TaskPage:
-        # "%(completed)s IS NULL OR ..." would hide the filter from the planner; two statements
-        # let each use its own index: (user_id, created_at, id) or (user_id, completed, ...).
-        where = "user_id = %(owner_id)s" + (
-            "" if completed is None else " AND completed = %(completed)s"
-        )
-        params = {"owner_id": owner_id, "completed": completed, "limit": limit, "offset": offset}
-        async with (
-            transaction(self._pool) as connection,
-            connection.cursor(row_factory=_task_row) as cursor,
-        ):
-            await cursor.execute(
+        # Each filter is spelled out rather than "%(completed)s IS NULL OR ...", which would
+        # hide it from the planner: the page reads the (user_id, [completed,] created_at, id)
+        # index from the right place and stops after limit + 1 rows.
+        where = "user_id = %(owner_id)s"
+        if completed is not None:
+            where += " AND completed = %(completed)s"
+        if after is not None:
+            where += " AND (created_at, id) < (%(after_created_at)s, %(after_id)s)"
+        params = {
+            "owner_id": owner_id,
+            "completed": completed,
+            "after_created_at": after and after.created_at,
+            "after_id": after and after.id,
+            "limit": limit + 1,  # one more tells whether a next page exists
+            "offset": offset,
+        }
+        async with transaction(self._database) as connection, connection.pipeline():
+            # Both statements go out together: one round trip for the page and its total.
+            page = connection.cursor(row_factory=_task_row)
+            await page.execute(
                 f"""SELECT {_TASK_COLUMNS} FROM tasks WHERE {where}
                     ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s""",
                 params,
             )
-            tasks = await cursor.fetchall()
-            count = await connection.execute(f"SELECT count(*) FROM tasks WHERE {where}", params)
-            row = await count.fetchone()
-            assert row is not None
-            return TaskPage(tasks=tasks, total=row[0])
+            count = await connection.execute(_COUNT_OF[completed], params)
+            tasks = await page.fetchall()
+            counted = await count.fetchone()
+        return TaskPage(
+            tasks=tasks[:limit],
+            total=counted[0] if counted else 0,
+            has_more=len(tasks) > limit,
+        )
 
     async def update(self, task: Task) -> Task | None:
         # updated_at is not sent: the trigger moves it forward, strictly, on every update.
         async with (
-            transaction(self._pool) as connection,
+            transaction(self._database) as connection,
             connection.cursor(row_factory=_task_row) as cursor,
         ):
             await cursor.execute(
@@ -209,7 +243,7 @@ class PostgresTaskRepository:
             return await cursor.fetchone()
 
     async def delete(self, task_id: UUID) -> bool:
-        async with transaction(self._pool) as connection:
+        async with transaction(self._database) as connection:
             cursor = await connection.execute(
                 "DELETE FROM tasks WHERE id = %(id)s", {"id": task_id}
             )
@@ -217,11 +251,11 @@ class PostgresTaskRepository:
 
 
 class PostgresRevocationStore:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
     async def revoke(self, token_key: str, expires_at: datetime) -> None:
-        async with transaction(self._pool) as connection:
+        async with transaction(self._database) as connection:
             await connection.execute(
                 """WITH purged AS (DELETE FROM revoked_tokens WHERE expires_at < now())
                    INSERT INTO revoked_tokens (token_key, expires_at)
@@ -231,7 +265,7 @@ class PostgresRevocationStore:
             )
 
     async def is_revoked(self, token_key: str) -> bool:
-        async with transaction(self._pool) as connection:
+        async with transaction(self._database) as connection:
             cursor = await connection.execute(
                 "SELECT 1 FROM revoked_tokens WHERE token_key = %(key)s", {"key": token_key}
             )
@@ -239,11 +273,11 @@ class PostgresRevocationStore:
 
 
 class PostgresLoginAttemptStore:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
+    def __init__(self, database: Database) -> None:
+        self._database = database
 
     async def failed_logins(self, account_key: str) -> FailedLogins | None:
-        async with transaction(self._pool) as connection:
+        async with transaction(self._database) as connection:
             cursor = await connection.execute(
                 """SELECT failures, window_started_at FROM login_failures
                    WHERE account_key = %(key)s""",
@@ -255,7 +289,7 @@ class PostgresLoginAttemptStore:
     async def record_failed_login(
         self, account_key: str, now: datetime, window: timedelta
     ) -> FailedLogins:
-        async with transaction(self._pool) as connection:
+        async with transaction(self._database) as connection:
             cursor = await connection.execute(
                 """WITH purged AS (
                        DELETE FROM login_failures
@@ -277,13 +311,13 @@ class PostgresLoginAttemptStore:
             return FailedLogins(row[0], _utc(row[1]))
 
     async def clear_failed_logins(self, account_key: str) -> None:
-        async with transaction(self._pool) as connection:
+        async with transaction(self._database) as connection:
             await connection.execute(
                 "DELETE FROM login_failures WHERE account_key = %(key)s", {"key": account_key}
             )
 
     async def count_attempt(self, client: str, window_started_at: datetime) -> int:
-        async with transaction(self._pool) as connection:
+        async with transaction(self._database) as connection:
             cursor = await connection.execute(
                 """WITH purged AS (
                        DELETE FROM auth_attempts WHERE window_started_at < %(window)s

@@ -1,5 +1,6 @@
 """The HTTP routes: thin translations between JSON and the use cases."""
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -16,7 +17,7 @@ from application.tasks import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TaskQuery, TaskS
 from domain.errors import ValidationFailed
 from domain.tasks import TaskChanges
 from domain.users import User
-from entrypoints.bootstrap import Services
+from entrypoints.bootstrap import Services, UseCases
 from entrypoints.http.errors import StrictJsonDTO, responses
 from entrypoints.http.schemas import (
     AuthResponse,
@@ -30,6 +31,8 @@ from entrypoints.http.schemas import (
     TaskListResponse,
     TaskResponse,
     UserResponse,
+    decode_cursor,
+    encode_cursor,
 )
 
 MAX_AUTHORIZATION_HEADER = 8 * 1024
@@ -62,20 +65,34 @@ def provide_accounts(request: Request[Any, Any, Any]) -> AccountService:
     return _services(request).accounts
 
 
-def provide_tasks(request: Request[Any, Any, Any]) -> TaskService:
-    return _services(request).tasks
-
-
 async def provide_current_user(
     request: Request[Any, Any, Any], accounts: NamedDependency[AccountService]
 ) -> User:
     return await accounts.authenticate(bearer_token(request))
 
 
+async def provide_unit_of_work(request: Request[Any, Any, Any]) -> AsyncIterator[UseCases]:
+    """The request's unit of work: one connection, one transaction, committed before the
+    answer is sent (rolled back when the handler raises)."""
+    async with _services(request).one_transaction() as use_cases:
+        yield use_cases
+
+
+async def provide_current_user_in_unit_of_work(
+    request: Request[Any, Any, Any], work: NamedDependency[UseCases]
+) -> User:
+    return await work.accounts.authenticate(bearer_token(request))
+
+
 _AUTHENTICATED = {"current_user": Provide(provide_current_user)}
+# Task requests authenticate and do their work on one connection: one check-out of the pool
+# instead of one per query. (Auth routes hash passwords, so they never hold a connection.)
+_AUTHENTICATED_UNIT_OF_WORK = {
+    "work": Provide(provide_unit_of_work),
+    "current_user": Provide(provide_current_user_in_unit_of_work),
+}
 APP_DEPENDENCIES = {
     "accounts": Provide(provide_accounts, sync_to_thread=False),
-    "tasks": Provide(provide_tasks, sync_to_thread=False),
 }
 
 
@@ -226,14 +243,14 @@ def _task_id(raw: str) -> UUID:
 class TaskController(Controller):
     path = "/api/tasks"
     tags = ["tasks"]
-    dependencies = _AUTHENTICATED
+    dependencies = _AUTHENTICATED_UNIT_OF_WORK
     security = [{"bearer": []}]
 
     @get("/", responses=responses(401, 422, 503))
     async def list_tasks(
         self,
         current_user: NamedDependency[User],
-        tasks: NamedDependency[TaskService],
+        work: NamedDependency[UseCases],
         limit: Annotated[
             int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")
         ] = DEFAULT_PAGE_SIZE,
@@ -242,19 +259,30 @@ class TaskController(Controller):
             Literal["true", "false"] | None,
             Parameter(description="Only completed (true) or open (false) tasks."),
         ] = None,
+        cursor: Annotated[
+            str | None,
+            Parameter(
+                description="Keyset paging: a previous page's `next_cursor`; the page starts "
+                "right after that page's last task. Not combinable with `offset`."
+            ),
+        ] = None,
     ) -> TaskListResponse:
-        """The caller's tasks, newest first; `total` counts all that match the filter."""
+        """The caller's tasks, newest first; `total` counts all that match the filter, and
+        `next_cursor` (null on the last page) fetches the next page as cheaply as the first."""
         query = TaskQuery(
             completed=None if completed is None else completed == "true",
             limit=limit,
             offset=offset,
+            after=None if cursor is None else decode_cursor(cursor),
         )
-        page = await tasks.list(current_user.id, query)
+        page = await work.tasks.list(current_user.id, query)
+        next_position = page.next_position
         return TaskListResponse(
             tasks=[TaskResponse.of(task) for task in page.tasks],
             total=page.total,
             limit=limit,
             offset=offset,
+            next_cursor=None if next_position is None else encode_cursor(next_position),
         )
 
     @post(
@@ -267,9 +295,9 @@ class TaskController(Controller):
         self,
         data: JSONBody[NewTask],
         current_user: NamedDependency[User],
-        tasks: NamedDependency[TaskService],
+        work: NamedDependency[UseCases],
     ) -> Response[TaskResponse]:
-        task = await tasks.create(
+        task = await work.tasks.create(
             current_user.id,
             title=data.title,
             description=data.description,
@@ -284,9 +312,9 @@ class TaskController(Controller):
         self,
         task_id: TaskId,
         current_user: NamedDependency[User],
-        tasks: NamedDependency[TaskService],
+        work: NamedDependency[UseCases],
     ) -> TaskResponse:
-        return TaskResponse.of(await tasks.get(current_user.id, _task_id(task_id)))
+        return TaskResponse.of(await work.tasks.get(current_user.id, _task_id(task_id)))
 
     @put(
         "/{task_id:str}",
@@ -299,10 +327,10 @@ class TaskController(Controller):
         task_id: TaskId,
         data: JSONBody[TaskChangesRequest],
         current_user: NamedDependency[User],
-        tasks: NamedDependency[TaskService],
+        work: NamedDependency[UseCases],
     ) -> TaskResponse:
         """A partial update, exactly as PATCH: absent fields are unchanged."""
-        return await _update(task_id, data, current_user, tasks)
+        return await _update(task_id, data, current_user, work.tasks)
 
     @patch(
         "/{task_id:str}",
@@ -315,19 +343,19 @@ class TaskController(Controller):
         task_id: TaskId,
         data: JSONBody[TaskChangesRequest],
         current_user: NamedDependency[User],
-        tasks: NamedDependency[TaskService],
+        work: NamedDependency[UseCases],
     ) -> TaskResponse:
         """Absent fields are unchanged; `"description": null` clears the description."""
-        return await _update(task_id, data, current_user, tasks)
+        return await _update(task_id, data, current_user, work.tasks)
 
     @delete("/{task_id:str}", responses=responses(401, 403, 404, 422, 503))
     async def delete_task(
         self,
         task_id: TaskId,
         current_user: NamedDependency[User],
-        tasks: NamedDependency[TaskService],
+        work: NamedDependency[UseCases],
     ) -> None:
-        await tasks.delete(current_user.id, _task_id(task_id))
+        await work.tasks.delete(current_user.id, _task_id(task_id))
 
 
 async def _update(

@@ -1,5 +1,6 @@
 """The JSON shapes of the HTTP API. msgspec lives here, at the edge; the domain stays plain."""
 
+import base64
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
@@ -8,7 +9,8 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from application.accounts import Session
-from domain.tasks import MAX_DESCRIPTION_LENGTH, MAX_TITLE_LENGTH, Task
+from domain.errors import ValidationFailed
+from domain.tasks import MAX_DESCRIPTION_LENGTH, MAX_TITLE_LENGTH, Task, TaskPosition
 from domain.users import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, User
 
 # The domain enforces the rules; these annotations only describe them in the OpenAPI document.
@@ -129,6 +131,25 @@ class TaskListResponse(Struct, kw_only=True, frozen=True):
     total: int
     limit: int
     offset: int
+    next_cursor: str | None
+    """Opaque; pass it as `cursor` for the next page. Null on the last page."""
+
+
+def encode_cursor(position: TaskPosition) -> str:
+    raw = f"{position.created_at.isoformat()}|{position.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> TaskPosition:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, task_id = raw.split("|")
+        position = TaskPosition(datetime.fromisoformat(created_at), UUID(task_id))
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
+        raise ValidationFailed.single("cursor", "Not a cursor this API gave out") from None
+    if position.created_at.utcoffset() is None:
+        raise ValidationFailed.single("cursor", "Not a cursor this API gave out")
+    return position
 
 
 class FieldProblem(Struct, kw_only=True, frozen=True):

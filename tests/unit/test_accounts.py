@@ -33,7 +33,7 @@ from application.errors import (
 from application.ports import PasswordHasher
 from application.tasks import TaskQuery, TaskService
 from application.throttling import LoginThrottle, ThrottlePolicy
-from domain.errors import EmailAlreadyRegistered, ValidationFailed
+from domain.errors import EmailAlreadyRegistered, ValidationFailed, WeakPassword
 
 SECRET = "s" * 20 + "e" * 20  # 40 characters, as BETTER_AUTH_SECRET must be at least 32
 PASSWORD = "correct horse battery"
@@ -166,11 +166,41 @@ async def test_register_refuses_weak_input_naming_the_field(
         await world.accounts.find_by_email("alice@example.com")
 
 
-@pytest.mark.parametrize("password", ["12345678", "ü" * 128])
-async def test_register_accepts_passwords_at_the_length_limits(world: World, password: str) -> None:
+STRONG_8 = "Tq7#mZ2x"
+STRONG_128 = (
+    "Съешь же ещё этих мягких французских булок, да выпей чаю! 敏捷的棕色狐狸跳过了懒狗。🦊🐕 "
+    "Ξεσκεπάζω την ψυχοφθόρα βδελυγμία ☕ Łódź, Zürich, Åre."
+)
+
+
+@pytest.mark.parametrize(
+    ("password", "length"),
+    [pytest.param(STRONG_8, 8, id="8"), pytest.param(STRONG_128, 128, id="128-any-script")],
+)
+async def test_register_accepts_passwords_at_the_length_limits(
+    world: World, password: str, length: int
+) -> None:
+    assert len(password) == length
     user = await world.accounts.register("alice@example.com", password)
     session = await world.accounts.log_in("alice@example.com", password)
     assert session.user == user
+
+
+@pytest.mark.parametrize("password", ["12345678", "password1"])
+async def test_register_refuses_a_common_password_with_zxcvbns_advice(
+    world: World, password: str
+) -> None:
+    with pytest.raises(WeakPassword) as caught:
+        await world.accounts.register("alice@example.com", password)
+    assert isinstance(caught.value, ValidationFailed)  # a 422 like every other broken rule
+    [error] = caught.value.errors
+    assert error.field == "password"
+    advice = await ZxcvbnStrengthMeter().weakness(password, ["alice@example.com"])
+    assert advice
+    assert error.message == advice
+    assert "common password" in error.message
+    with pytest.raises(UserNotFound):
+        await world.accounts.find_by_email("alice@example.com")
 
 
 # --- log_in -----------------------------------------------------------------------------------

@@ -1,0 +1,501 @@
+"""AccountService hardening: login lockout, client limits, password change, logout everywhere,
+account deletion and weak passwords, on the in-memory adapters with a fixed clock."""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
+
+from adapters.email import EmailValidatorPolicy
+from adapters.memory import (
+    FixedClock,
+    InMemoryLoginAttemptStore,
+    InMemoryRevocationStore,
+    InMemoryTaskRepository,
+    InMemoryUserRepository,
+    PlainTextHasher,
+)
+from adapters.password_strength import ZxcvbnStrengthMeter
+from adapters.system import RandomIds
+from adapters.tokens import JwtTokenService
+from application.accounts import AccountService, Session
+from application.errors import (
+    InvalidCredentials,
+    RetryLater,
+    TokenRevoked,
+    TooManyAttempts,
+    TooManyFailedLogins,
+    UserNotFound,
+    WrongPassword,
+)
+from application.tasks import TaskQuery, TaskService
+from application.throttling import LoginThrottle, ThrottlePolicy, account_key
+from domain.errors import ValidationFailed, WeakPassword
+from domain.users import User
+
+SECRET = "r" * 40
+EMAIL = "alice@example.com"
+PASSWORD = "correct horse battery"
+NEW_PASSWORD = "purple elephant umbrella"
+CLIENT = "203.0.113.7"
+
+
+@dataclass
+class World:
+    accounts: AccountService
+    tasks: TaskService
+    task_repository: InMemoryTaskRepository
+    users: InMemoryUserRepository
+    attempts: InMemoryLoginAttemptStore
+    clock: FixedClock
+
+    def later(self, **delta: float) -> None:
+        self.clock.set(self.clock.now() + timedelta(**delta))
+
+    async def log_in(self, password: str = PASSWORD, email: str = EMAIL) -> Session:
+        return await self.accounts.log_in(email, password)
+
+
+def build(policy: ThrottlePolicy | None = None) -> World:
+    # PyJWT checks iat and exp against the real time, so the fixed clock starts at the real now.
+    clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
+    task_repository = InMemoryTaskRepository()
+    users = InMemoryUserRepository(tasks=task_repository)
+    attempts = InMemoryLoginAttemptStore()
+    ids = RandomIds()
+    accounts = AccountService(
+        users=users,
+        hasher=PlainTextHasher(),
+        strength=ZxcvbnStrengthMeter(),
+        tokens=JwtTokenService(SECRET),
+        revocations=InMemoryRevocationStore(clock),
+        emails=EmailValidatorPolicy(),
+        throttle=LoginThrottle(store=attempts, clock=clock, policy=policy or ThrottlePolicy()),
+        clock=clock,
+        ids=ids,
+    )
+    tasks = TaskService(tasks=task_repository, clock=clock, ids=ids)
+    return World(accounts, tasks, task_repository, users, attempts, clock)
+
+
+@pytest.fixture
+def world() -> World:
+    return build()
+
+
+async def fail_logins(world: World, times: int, email: str = EMAIL) -> None:
+    for _ in range(times):
+        with pytest.raises(InvalidCredentials):
+            await world.accounts.log_in(email, "not the password")
+
+
+async def failures_of(world: World, email: str = EMAIL) -> int:
+    failed = await world.attempts.failed_logins(account_key(email))
+    return 0 if failed is None else failed.count
+
+
+# --- login lockout ----------------------------------------------------------------------------
+
+
+async def test_the_sixth_attempt_after_five_failures_is_locked_even_with_the_right_password(
+    world: World,
+) -> None:
+    await world.accounts.register(EMAIL, PASSWORD)
+    await fail_logins(world, 5)
+    with pytest.raises(TooManyFailedLogins) as caught:
+        await world.log_in(PASSWORD)
+    assert caught.value.retry_after_seconds == 15 * 60
+
+
+async def test_four_failures_still_let_the_right_password_in(world: World) -> None:
+    user = await world.accounts.register(EMAIL, PASSWORD)
+    await fail_logins(world, 4)
+    assert (await world.log_in()).user == user
+
+
+async def test_an_unknown_email_is_locked_exactly_like_a_registered_one(world: World) -> None:
+    await world.accounts.register(EMAIL, PASSWORD)
+    await fail_logins(world, 5, EMAIL)
+    await fail_logins(world, 5, "nobody@example.com")
+
+    with pytest.raises(RetryLater) as registered:
+        await world.log_in(PASSWORD)
+    with pytest.raises(RetryLater) as unknown:
+        await world.accounts.log_in("nobody@example.com", PASSWORD)
+    assert type(registered.value) is type(unknown.value) is TooManyFailedLogins
+    assert registered.value.retry_after_seconds == unknown.value.retry_after_seconds == 900
+    assert str(registered.value) == str(unknown.value)
+
+
+async def test_a_malformed_email_is_locked_too(world: World) -> None:
+    await fail_logins(world, 5, "not-an-email")
+    with pytest.raises(TooManyFailedLogins):
+        await world.accounts.log_in("not-an-email", PASSWORD)
+
+
+async def test_the_lock_holds_for_other_spellings_of_the_email(world: World) -> None:
+    await world.accounts.register(EMAIL, PASSWORD)
+    await fail_logins(world, 5)
+    with pytest.raises(TooManyFailedLogins):
+        await world.log_in(PASSWORD, email="  ALICE@Example.com ")
+
+
+async def test_the_lock_holds_for_every_spelling_that_logs_in_to_the_account(
+    world: World,
+) -> None:
+    # email-validator maps a full-width letter or an ideographic full stop in the domain to
+    # its ASCII form, so these addresses log in to alice@example.com. Each is a new key of
+    # the throttle, though: an attacker gets 5 guesses per spelling, and there are thousands.
+    user = await world.accounts.register(EMAIL, PASSWORD)
+    # FULLWIDTH LATIN SMALL LETTER E and X, IDEOGRAPHIC FULL STOP
+    spellings = ["alice@\uff45xample.com", "alice@example\u3002com", "alice@\uff45\uff58ample.com"]
+    for spelling in spellings:
+        assert (await world.log_in(PASSWORD, email=spelling)).user == user
+    await fail_logins(world, 5)
+    for spelling in spellings:
+        with pytest.raises(TooManyFailedLogins):
+            await world.log_in("another guess", email=spelling)
+
+
+async def test_the_lock_of_one_email_leaves_others_alone(world: World) -> None:
+    await world.accounts.register(EMAIL, PASSWORD)
+    bob = await world.accounts.register("bob@example.com", PASSWORD)
+    await fail_logins(world, 5)
+    assert (await world.log_in(email="bob@example.com")).user == bob
+
+
+async def test_a_successful_login_clears_the_failures(world: World) -> None:
+    user = await world.accounts.register(EMAIL, PASSWORD)
+    await fail_logins(world, 4)
+    await world.log_in()
+    assert await failures_of(world) == 0
+    await fail_logins(world, 4)  # 8 failures in the window, but only 4 since the success
+    assert (await world.log_in()).user == user
+
+
+async def test_the_lock_lifts_when_the_clock_passes_the_window(world: World) -> None:
+    user = await world.accounts.register(EMAIL, PASSWORD)
+    await fail_logins(world, 5)
+    world.later(minutes=14, seconds=59)
+    with pytest.raises(TooManyFailedLogins) as caught:
+        await world.log_in()
+    assert caught.value.retry_after_seconds == 1
+    world.later(seconds=1)
+    assert (await world.log_in()).user == user
+
+
+async def test_a_locked_login_never_reaches_the_password_check(world: World) -> None:
+    await world.accounts.register(EMAIL, PASSWORD)
+    await fail_logins(world, 5)
+    with pytest.raises(TooManyFailedLogins):
+        await world.log_in("not the password")
+    assert await failures_of(world) == 5  # refused before counting another failure
+
+
+# --- the per-client limit ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def limited() -> World:
+    return build(ThrottlePolicy(attempts_per_minute=3))
+
+
+async def test_register_is_limited_per_client(limited: World) -> None:
+    for i in range(3):
+        await limited.accounts.register(f"user{i}@example.com", PASSWORD, CLIENT)
+    with pytest.raises(TooManyAttempts) as caught:
+        await limited.accounts.register("late@example.com", PASSWORD, CLIENT)
+    assert caught.value.retry_after_seconds >= 1
+    with pytest.raises(UserNotFound):
+        await limited.accounts.find_by_email("late@example.com")
+
+
+async def test_log_in_is_limited_per_client_even_with_the_right_password(limited: World) -> None:
+    await limited.accounts.register(EMAIL, PASSWORD)  # no client: not counted
+    for _ in range(3):
+        await limited.accounts.log_in(EMAIL, PASSWORD, CLIENT)
+    with pytest.raises(TooManyAttempts):
+        await limited.accounts.log_in(EMAIL, PASSWORD, CLIENT)
+
+
+async def test_register_and_log_in_share_the_clients_allowance(limited: World) -> None:
+    await limited.accounts.register(EMAIL, PASSWORD, CLIENT)
+    await limited.accounts.log_in(EMAIL, PASSWORD, CLIENT)
+    with pytest.raises(InvalidCredentials):
+        await limited.accounts.log_in(EMAIL, "not the password", CLIENT)
+    with pytest.raises(TooManyAttempts):
+        await limited.accounts.register("bob@example.com", PASSWORD, CLIENT)
+
+
+async def test_the_client_limit_spares_other_clients_and_the_command_line(
+    limited: World,
+) -> None:
+    user = await limited.accounts.register(EMAIL, PASSWORD, CLIENT)
+    for _ in range(2):
+        await limited.accounts.log_in(EMAIL, PASSWORD, CLIENT)
+    with pytest.raises(TooManyAttempts):
+        await limited.accounts.log_in(EMAIL, PASSWORD, CLIENT)
+    assert (await limited.accounts.log_in(EMAIL, PASSWORD, "198.51.100.9")).user == user
+    for _ in range(5):
+        assert (await limited.accounts.log_in(EMAIL, PASSWORD)).user == user
+
+
+async def test_the_client_limit_lifts_in_the_next_minute(limited: World) -> None:
+    user = await limited.accounts.register(EMAIL, PASSWORD)
+    for _ in range(3):
+        await limited.accounts.log_in(EMAIL, PASSWORD, CLIENT)
+    with pytest.raises(TooManyAttempts) as caught:
+        await limited.accounts.log_in(EMAIL, PASSWORD, CLIENT)
+    limited.later(seconds=caught.value.retry_after_seconds)
+    assert (await limited.accounts.log_in(EMAIL, PASSWORD, CLIENT)).user == user
+
+
+# --- change_password --------------------------------------------------------------------------
+
+
+async def signed_in(world: World) -> tuple[User, Session]:
+    await world.accounts.register(EMAIL, PASSWORD)
+    session = await world.log_in()
+    return await world.accounts.authenticate(session.token.token), session
+
+
+async def test_change_password_refuses_a_wrong_current_password(world: World) -> None:
+    user, session = await signed_in(world)
+    with pytest.raises(WrongPassword):
+        await world.accounts.change_password(user, "not the password", NEW_PASSWORD)
+    assert (await world.log_in()).user.id == user.id
+    with pytest.raises(InvalidCredentials):
+        await world.log_in(NEW_PASSWORD)
+    assert await world.accounts.authenticate(session.token.token) == user
+
+
+async def test_a_wrong_current_password_counts_as_a_failed_login(world: World) -> None:
+    user, _ = await signed_in(world)
+    with pytest.raises(WrongPassword):
+        await world.accounts.change_password(user, "not the password", NEW_PASSWORD)
+    assert await failures_of(world) == 1
+    await fail_logins(world, 4)
+    with pytest.raises(TooManyFailedLogins):
+        await world.log_in()
+
+
+async def test_change_password_is_refused_while_the_email_is_locked(world: World) -> None:
+    user, _ = await signed_in(world)
+    await fail_logins(world, 5)
+    with pytest.raises(TooManyFailedLogins):
+        await world.accounts.change_password(user, PASSWORD, NEW_PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("new_password", "weak"),
+    [
+        pytest.param("1234567", False, id="too-short"),
+        pytest.param("x" * 129, False, id="too-long"),
+        pytest.param("password1", True, id="common"),
+        pytest.param("alice@example.com2024", True, id="made-of-the-email"),
+    ],
+)
+async def test_change_password_refuses_a_bad_new_password_on_field_new_password(
+    world: World, new_password: str, weak: bool
+) -> None:
+    user, session = await signed_in(world)
+    world.later(seconds=1)
+    with pytest.raises(ValidationFailed) as caught:
+        await world.accounts.change_password(user, PASSWORD, new_password)
+    assert [e.field for e in caught.value.errors] == ["new_password"]
+    assert isinstance(caught.value, WeakPassword) is weak
+    assert all(e.message for e in caught.value.errors)
+    assert (await world.log_in()).user.id == user.id
+    assert await world.accounts.authenticate(session.token.token) == user
+
+
+async def test_change_password_returns_a_working_session_and_revokes_older_tokens(
+    world: World,
+) -> None:
+    user, old = await signed_in(world)
+    world.later(seconds=1)  # token times are whole seconds
+
+    fresh = await world.accounts.change_password(user, PASSWORD, NEW_PASSWORD)
+
+    assert fresh.user.id == user.id
+    assert fresh.token.token != old.token.token
+    assert (await world.accounts.authenticate(fresh.token.token)).id == user.id
+    with pytest.raises(TokenRevoked):
+        await world.accounts.authenticate(old.token.token)
+    with pytest.raises(TokenRevoked):
+        await world.accounts.log_out(old.token.token)
+
+
+async def test_after_a_change_the_new_password_logs_in_and_the_old_one_does_not(
+    world: World,
+) -> None:
+    user, _ = await signed_in(world)
+    world.later(seconds=1)
+    await world.accounts.change_password(user, PASSWORD, NEW_PASSWORD)
+    assert (await world.log_in(NEW_PASSWORD)).user.id == user.id
+    with pytest.raises(InvalidCredentials):
+        await world.log_in(PASSWORD)
+
+
+async def test_the_session_of_a_change_in_mid_second_works(world: World) -> None:
+    # The cut-off is the whole second: a token issued at 12:00:01.7 says iat 12:00:01.
+    user, _ = await signed_in(world)
+    world.later(seconds=1.7)
+    fresh = await world.accounts.change_password(user, PASSWORD, NEW_PASSWORD)
+    assert (await world.accounts.authenticate(fresh.token.token)).id == user.id
+
+
+async def test_change_password_of_a_deleted_user_finds_no_user(world: World) -> None:
+    user, _ = await signed_in(world)
+    await world.accounts.delete(user.id)
+    with pytest.raises(UserNotFound):
+        await world.accounts.change_password(user, PASSWORD, NEW_PASSWORD)
+
+
+# --- log_out_everywhere -----------------------------------------------------------------------
+
+
+async def test_log_out_everywhere_revokes_every_older_token(world: World) -> None:
+    user, phone = await signed_in(world)
+    laptop = await world.log_in()
+    world.later(seconds=1)
+
+    await world.accounts.log_out_everywhere(user)
+
+    for session in (phone, laptop):
+        with pytest.raises(TokenRevoked):
+            await world.accounts.authenticate(session.token.token)
+
+
+async def test_a_token_issued_a_second_after_log_out_everywhere_works(world: World) -> None:
+    user, _ = await signed_in(world)
+    world.later(seconds=1)
+    await world.accounts.log_out_everywhere(user)
+    world.later(seconds=1)
+    later = await world.log_in()
+    assert (await world.accounts.authenticate(later.token.token)).id == user.id
+
+
+async def test_log_out_everywhere_keeps_the_password(world: World) -> None:
+    user, _ = await signed_in(world)
+    world.later(seconds=1)
+    await world.accounts.log_out_everywhere(user)
+    assert (await world.log_in()).user.id == user.id
+
+
+async def test_log_out_everywhere_does_not_undo_a_password_change_made_meanwhile(
+    world: World,
+) -> None:
+    # Two requests of one person: "log out everywhere" authenticated on one device, then the
+    # password is changed on another before the first request stores its cut-off.
+    user, _ = await signed_in(world)
+    world.later(seconds=1)
+    await world.accounts.change_password(user, PASSWORD, NEW_PASSWORD)
+    await world.accounts.log_out_everywhere(user)  # the user as the first request read it
+    with pytest.raises(InvalidCredentials):
+        await world.log_in(PASSWORD)
+    assert (await world.log_in(NEW_PASSWORD)).user.id == user.id
+
+
+async def test_log_out_everywhere_of_a_deleted_user_finds_no_user(world: World) -> None:
+    user, _ = await signed_in(world)
+    await world.accounts.delete(user.id)
+    with pytest.raises(UserNotFound):
+        await world.accounts.log_out_everywhere(user)
+
+
+# --- delete_account ---------------------------------------------------------------------------
+
+
+async def test_delete_account_with_a_wrong_password_deletes_nothing(world: World) -> None:
+    user, session = await signed_in(world)
+    task = await world.tasks.create(user.id, title="keep me")
+    with pytest.raises(WrongPassword):
+        await world.accounts.delete_account(user, "not the password")
+    assert await world.accounts.find_by_email(EMAIL) == user
+    assert await world.task_repository.get(task.id) == task
+    assert await world.accounts.authenticate(session.token.token) == user
+    assert await failures_of(world) == 1
+
+
+async def test_delete_account_deletes_the_user_and_their_tasks(world: World) -> None:
+    user, session = await signed_in(world)
+    bob = await world.accounts.register("bob@example.com", PASSWORD)
+    tasks = [await world.tasks.create(user.id, title=f"task {i}") for i in range(3)]
+    bobs = await world.tasks.create(bob.id, title="bob's")
+
+    await world.accounts.delete_account(user, PASSWORD)
+
+    with pytest.raises(UserNotFound):
+        await world.accounts.find_by_email(EMAIL)
+    for task in tasks:
+        assert await world.task_repository.get(task.id) is None
+    assert (await world.tasks.list(user.id, TaskQuery())).total == 0
+    assert (await world.tasks.list(bob.id, TaskQuery())).tasks == [bobs]
+    with pytest.raises(UserNotFound):
+        await world.accounts.authenticate(session.token.token)
+    with pytest.raises(InvalidCredentials):
+        await world.log_in()
+
+
+# --- weak passwords at registration -----------------------------------------------------------
+
+
+async def test_a_password_made_of_the_email_is_refused_for_that_account_only(
+    world: World,
+) -> None:
+    password = "zbigniew.wojtaszek@example.com2024"
+    with pytest.raises(WeakPassword) as caught:
+        await world.accounts.register("Zbigniew.Wojtaszek@example.com", password)
+    assert [e.field for e in caught.value.errors] == ["password"]
+    user = await world.accounts.register("someone.else@example.com", password)
+    assert user.email == "someone.else@example.com"
+
+
+async def test_the_length_rule_is_reported_before_the_strength_rule(world: World) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        await world.accounts.register(EMAIL, "1234567")
+    assert not isinstance(caught.value, WeakPassword)
+    assert [e.field for e in caught.value.errors] == ["password"]
+
+
+# --- User.accepts_token_issued_at -------------------------------------------------------------
+
+CUTOFF = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def user_with(tokens_valid_after: datetime) -> User:
+    return User(
+        id=uuid4(),
+        email=EMAIL,
+        password_hash="plain$x",
+        created_at=CUTOFF - timedelta(days=1),
+        updated_at=CUTOFF - timedelta(days=1),
+        tokens_valid_after=tokens_valid_after,
+    )
+
+
+def test_a_user_without_a_cutoff_accepts_any_token() -> None:
+    user = User(
+        id=uuid4(), email=EMAIL, password_hash="plain$x", created_at=CUTOFF, updated_at=CUTOFF
+    )
+    assert user.tokens_valid_after is None
+    assert user.accepts_token_issued_at(datetime(2000, 1, 1, tzinfo=UTC))
+    assert user.accepts_token_issued_at(CUTOFF)
+
+
+@pytest.mark.parametrize(
+    ("issued_at", "accepted"),
+    [
+        (CUTOFF - timedelta(days=1), False),
+        (CUTOFF - timedelta(seconds=1), False),
+        (CUTOFF - timedelta(microseconds=1), False),
+        (CUTOFF, True),
+        (CUTOFF + timedelta(seconds=1), True),
+    ],
+)
+def test_a_user_accepts_tokens_issued_at_or_after_the_cutoff(
+    issued_at: datetime, accepted: bool
+) -> None:
+    assert user_with(CUTOFF).accepts_token_issued_at(issued_at) is accepted

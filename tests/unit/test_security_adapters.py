@@ -1,0 +1,312 @@
+"""Hardened adapters: JWT key rotation and time claims, the bounded bcrypt hasher, zxcvbn."""
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import jwt
+import pytest
+
+from adapters.password_strength import ZxcvbnStrengthMeter
+from adapters.passwords import BcryptHasher
+from adapters.tokens import JwtTokenService
+from application.errors import (
+    InvalidToken,
+    InvalidTokenSignature,
+    RetryLater,
+    ServerBusy,
+    TokenExpired,
+)
+
+CURRENT = "c" * 40
+OLD = "o" * 40
+UNKNOWN = "u" * 40
+USER = UUID("12345678-1234-4234-8234-123456789abc")
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def mint(secret: str, **overrides: Any) -> str:
+    issued = now()
+    payload: dict[str, Any] = {"sub": str(USER), "iat": issued, "exp": issued + 3600}
+    payload.update(overrides)
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+@pytest.fixture
+def rotated() -> JwtTokenService:
+    return JwtTokenService(CURRENT, previous_secrets=[OLD])
+
+
+# --- JwtTokenService: key rotation ------------------------------------------------------------
+
+
+def test_a_token_signed_with_the_previous_secret_still_decodes(rotated: JwtTokenService) -> None:
+    issued_at = datetime.now(UTC).replace(microsecond=0)
+    before_rotation = JwtTokenService(OLD).issue(USER, issued_at).token
+    claims = rotated.decode(before_rotation)
+    assert claims.subject == str(USER)
+    assert claims.issued_at == issued_at
+
+
+def test_a_foreign_token_signed_with_the_previous_secret_decodes(rotated: JwtTokenService) -> None:
+    assert rotated.decode(mint(OLD)).subject == str(USER)
+
+
+def test_without_the_previous_secret_an_old_token_is_refused() -> None:
+    with pytest.raises(InvalidTokenSignature):
+        JwtTokenService(CURRENT).decode(mint(OLD))
+
+
+def test_new_tokens_are_signed_with_the_current_secret_only(rotated: JwtTokenService) -> None:
+    token = rotated.issue(USER, datetime.now(UTC)).token
+    assert jwt.decode(token, CURRENT, algorithms=["HS256"])["sub"] == str(USER)
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(token, OLD, algorithms=["HS256"])
+    with pytest.raises(InvalidTokenSignature):
+        JwtTokenService(OLD).decode(token)
+    assert JwtTokenService(CURRENT).decode(token).subject == str(USER)
+
+
+def test_several_previous_secrets_are_all_accepted() -> None:
+    tokens = JwtTokenService(CURRENT, previous_secrets=[OLD, "p" * 40])
+    assert tokens.decode(mint("p" * 40)).subject == str(USER)
+    assert tokens.decode(mint(OLD)).subject == str(USER)
+
+
+def test_a_token_signed_with_an_unknown_secret_has_an_invalid_signature(
+    rotated: JwtTokenService,
+) -> None:
+    with pytest.raises(InvalidTokenSignature):
+        rotated.decode(mint(UNKNOWN))
+
+
+def test_an_expired_token_of_the_previous_secret_is_expired_not_forged(
+    rotated: JwtTokenService,
+) -> None:
+    with pytest.raises(TokenExpired):
+        rotated.decode(mint(OLD, iat=now() - 7200, exp=now() - 120))
+
+
+def test_the_previous_secret_gets_every_check_of_the_current_one(
+    rotated: JwtTokenService,
+) -> None:
+    with pytest.raises(InvalidToken):
+        rotated.decode(mint(OLD, iat=now() + 600, exp=now() + 4200))
+    with pytest.raises(InvalidToken):
+        rotated.decode(jwt.encode({"sub": str(USER), "exp": now() + 60}, OLD, algorithm="HS256"))
+    with pytest.raises(InvalidToken):
+        rotated.decode(mint(OLD, sub=42))
+
+
+# --- JwtTokenService: nbf and iat -------------------------------------------------------------
+
+
+def test_nbf_in_the_future_beyond_the_leeway_is_invalid(rotated: JwtTokenService) -> None:
+    with pytest.raises(InvalidToken):
+        rotated.decode(mint(CURRENT, nbf=now() + 120))
+    with pytest.raises(InvalidToken):
+        rotated.decode(mint(CURRENT, nbf=now() + 45))
+
+
+def test_nbf_within_the_leeway_or_in_the_past_is_accepted(rotated: JwtTokenService) -> None:
+    assert rotated.decode(mint(CURRENT, nbf=now() + 15)).subject == str(USER)
+    assert rotated.decode(mint(CURRENT, nbf=now() - 60)).subject == str(USER)
+
+
+def test_nbf_that_is_no_number_is_invalid(rotated: JwtTokenService) -> None:
+    with pytest.raises(InvalidToken):
+        rotated.decode(mint(CURRENT, nbf="tomorrow"))
+
+
+def test_iat_in_the_future_beyond_the_leeway_is_invalid(rotated: JwtTokenService) -> None:
+    with pytest.raises(InvalidToken):
+        rotated.decode(mint(CURRENT, iat=now() + 45, exp=now() + 3600))
+
+
+def test_iat_in_the_future_within_the_leeway_is_accepted(rotated: JwtTokenService) -> None:
+    assert rotated.decode(mint(CURRENT, iat=now() + 15)).subject == str(USER)
+
+
+# --- BcryptHasher: bounded concurrency --------------------------------------------------------
+
+# A cost-10 bcrypt hash of "slow one": verifying it keeps a worker busy for a tenth of a
+# second or more, while the hasher's own hashes (cost 4) take a millisecond.
+SLOW_HASH = "$2b$10$aDx/bkZ1aE0bE.hhLGWmjOotKSqmC/P23DQaQT3jwWweWU1OPEvX2"
+
+
+async def until(condition: Callable[[], bool], *, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        await asyncio.sleep(0)
+
+
+def started(work: Coroutine[Any, Any, Any]) -> "asyncio.Task[Any]":
+    return asyncio.ensure_future(work)
+
+
+@pytest.fixture
+def bounded() -> BcryptHasher:
+    return BcryptHasher(rounds=4, concurrency=1, queue=1)
+
+
+async def test_nothing_waits_on_an_idle_hasher(bounded: BcryptHasher) -> None:
+    assert bounded.waiting == 0
+    await bounded.hash("correct horse")
+    assert bounded.waiting == 0
+
+
+@pytest.mark.parametrize("third", ["hash", "verify"])
+async def test_past_the_running_and_the_queued_work_a_call_is_refused_at_once(
+    bounded: BcryptHasher, third: str
+) -> None:
+    running = started(bounded.verify("slow one", SLOW_HASH))
+    queued = started(bounded.hash("queued password"))
+    await until(lambda: bounded.waiting == 1)
+
+    refused_at = time.monotonic()
+    with pytest.raises(ServerBusy) as caught:
+        if third == "hash":
+            await bounded.hash("one too many")
+        else:
+            await bounded.verify("one too many", SLOW_HASH)
+    assert time.monotonic() - refused_at < 0.05  # no waiting for the slow verification
+    assert isinstance(caught.value, RetryLater)
+    assert caught.value.retry_after_seconds >= 1
+    assert not running.done()
+
+    assert await running is True
+    stored = await queued
+    assert await bounded.verify("queued password", stored)
+    assert bounded.waiting == 0
+
+
+async def test_after_the_rush_hashing_works_again(bounded: BcryptHasher) -> None:
+    running = started(bounded.verify("slow one", SLOW_HASH))
+    queued = started(bounded.hash("queued password"))
+    await until(lambda: bounded.waiting == 1)
+    with pytest.raises(ServerBusy):
+        await bounded.hash("one too many")
+    await asyncio.gather(running, queued)
+
+    stored = await bounded.hash("correct horse")
+    assert await bounded.verify("correct horse", stored)
+    # The refusal took no place in the queue: two at once are admitted again.
+    both = await asyncio.gather(bounded.hash("first"), bounded.hash("second"))
+    assert all(h.startswith("$2b$04$") for h in both)
+
+
+async def test_waiting_reports_the_queued_work() -> None:
+    hasher = BcryptHasher(rounds=4, concurrency=1, queue=3)
+    running = started(hasher.verify("slow one", SLOW_HASH))
+    await asyncio.sleep(0)
+    assert hasher.waiting == 0  # running is not waiting
+    queued = [started(hasher.hash(f"queued {i}")) for i in range(3)]
+    await until(lambda: hasher.waiting == 3)  # four admitted, one of them running
+    assert not running.done()
+    with pytest.raises(ServerBusy):
+        await hasher.hash("one too many")
+    await asyncio.gather(running, *queued)
+    assert hasher.waiting == 0
+
+
+async def test_a_cancelled_queued_hash_frees_its_place(bounded: BcryptHasher) -> None:
+    running = started(bounded.verify("slow one", SLOW_HASH))
+    queued = started(bounded.hash("queued password"))
+    await until(lambda: bounded.waiting == 1)
+    queued.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert bounded.waiting == 0
+    replacement = started(bounded.hash("replacement"))  # admitted, not refused
+    await until(lambda: bounded.waiting == 1)
+    assert await running is True
+    assert await bounded.verify("replacement", await replacement)
+
+
+async def test_concurrency_lets_that_many_hashes_run_side_by_side() -> None:
+    hasher = BcryptHasher(rounds=4, concurrency=2, queue=0)
+    first = started(hasher.verify("slow one", SLOW_HASH))
+    second = started(hasher.verify("slow one", SLOW_HASH))
+    await asyncio.sleep(0)  # both start: neither waits for the other
+    assert hasher.waiting == 0
+    with pytest.raises(ServerBusy):
+        await hasher.hash("third")
+    assert await first is True
+    assert await second is True
+
+
+# --- ZxcvbnStrengthMeter ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def meter() -> ZxcvbnStrengthMeter:
+    return ZxcvbnStrengthMeter()
+
+
+@pytest.mark.parametrize("password", ["12345678", "password1", "qwertyuiop", "iloveyou"])
+async def test_a_common_password_gets_advice(meter: ZxcvbnStrengthMeter, password: str) -> None:
+    advice = await meter.weakness(password, [])
+    assert isinstance(advice, str)
+    assert advice.strip()
+
+
+@pytest.mark.parametrize(
+    "password", ["correct horse battery staple", "purple elephant umbrella", "Tq7#mZ2x"]
+)
+async def test_a_strong_password_gets_no_advice(meter: ZxcvbnStrengthMeter, password: str) -> None:
+    assert await meter.weakness(password, ["alice@example.com"]) is None
+
+
+@pytest.mark.parametrize(
+    "password",
+    [
+        "zbigniew.wojtaszek@example.com",
+        "Zbigniew.Wojtaszek@Example.com",
+        "zbigniew.wojtaszek@example.com2024",
+    ],
+)
+async def test_a_password_made_of_the_email_is_weak(
+    meter: ZxcvbnStrengthMeter, password: str
+) -> None:
+    email = "zbigniew.wojtaszek@example.com"
+    assert await meter.weakness(password, []) is None  # strong to someone who knows nothing
+    advice = await meter.weakness(password, [email])
+    assert advice
+
+
+async def test_a_128_character_password_can_be_measured(meter: ZxcvbnStrengthMeter) -> None:
+    # zxcvbn refuses more than 72 characters by default; the contract allows 128.
+    assert await meter.weakness("correct horse battery staple " * 4 + "x" * 12, []) is None
+
+
+async def test_a_higher_minimum_score_refuses_more(meter: ZxcvbnStrengthMeter) -> None:
+    assert await meter.weakness("Tq7#mZ2x", []) is None
+    assert await ZxcvbnStrengthMeter(min_score=3).weakness("Tq7#mZ2x", [])
+
+
+@pytest.fixture
+def frequent_thread_switches() -> Iterator[None]:
+    """Makes the interpreter switch threads as often as it can, so that races show at once."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
+
+
+@pytest.mark.usefixtures("frequent_thread_switches")
+async def test_concurrent_checks_each_use_their_own_email(meter: ZxcvbnStrengthMeter) -> None:
+    # Registrations of different people are checked at the same time, in worker threads.
+    # zxcvbn keeps the user inputs of a check in a module-wide dictionary: unless checks are
+    # serialised, one check can run against another person's email and pass.
+    emails = [f"zbigniew.wojtaszek{i}@example.com" for i in range(40)]
+    advice = await asyncio.gather(*(meter.weakness(email, [email]) for email in emails))
+    accepted = [email for email, said in zip(emails, advice, strict=True) if said is None]
+    assert accepted == []

@@ -293,18 +293,20 @@ class PostgresLoginAttemptStore:
             cursor = await connection.execute(
                 """WITH purged AS (
                        DELETE FROM login_failures
-                       WHERE window_started_at + %(window)s <= %(now)s
+                       WHERE window_started_at <= %(expired_before)s
                          AND account_key <> %(key)s
                    )
                    INSERT INTO login_failures AS f (account_key, failures, window_started_at)
                    VALUES (%(key)s, 1, %(now)s)
                    ON CONFLICT (account_key) DO UPDATE SET
-                       failures = CASE WHEN f.window_started_at + %(window)s <= %(now)s
+                       failures = CASE WHEN f.window_started_at <= %(expired_before)s
                                        THEN 1 ELSE f.failures + 1 END,
-                       window_started_at = CASE WHEN f.window_started_at + %(window)s <= %(now)s
+                       window_started_at = CASE WHEN f.window_started_at <= %(expired_before)s
                                                 THEN %(now)s ELSE f.window_started_at END
                    RETURNING failures, window_started_at""",
-                {"key": account_key, "now": now, "window": window},
+                # The cutoff is computed here: interval arithmetic in SQL would count days in
+                # the session's time zone, 23 or 25 hours across a daylight-saving change.
+                {"key": account_key, "now": now, "expired_before": now - window},
             )
             row = await cursor.fetchone()
             assert row is not None

@@ -1,27 +1,62 @@
-"""Applying and rolling back the migrations in migrations/ on fresh databases."""
+"""Applying and rolling back the migrations in migrations/ on fresh databases.
 
+The list of migrations is read from the folder, the way the Migrator reads it, so that adding a
+migration does not break these tests. What each migration adds is checked twice: generically,
+by comparing the whole schema after every rollback step with the schema as it was before that
+migration was applied; and concretely, for the migrations known here, table by table.
+"""
+
+import shutil
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
+from yoyo import read_migrations
 
 from adapters.postgres.migrations import MIGRATIONS_DIR, Migrator
 from application.errors import StorageUnavailable
 
-# Every migration in migrations/, oldest first, so that adding one does not break these tests.
-ALL = sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql") if not p.stem.endswith(".rollback"))
-APP_TABLES = {"users", "tasks", "revoked_tokens"}
+# Every migration in migrations/, in the order yoyo applies them.
+ALL = [m.id for m in read_migrations(str(MIGRATIONS_DIR))]
+
+USERS_AND_TASKS = "0001.users-and-tasks"
+REVOKED_TOKENS = "0002.revoked-tokens"
+LOGIN_THROTTLING = "0003.login-throttling-and-token-cutoff"
+# The tables each known migration creates; later migrations add their own.
+TABLES_OF = {
+    USERS_AND_TASKS: {"users", "tasks"},
+    REVOKED_TOKENS: {"revoked_tokens"},
+    LOGIN_THROTTLING: {"login_failures", "auth_attempts"},
+}
+KNOWN_TABLES = set().union(*TABLES_OF.values())
+USER_COLUMNS_OF_0001 = {"id", "email", "password_hash", "created_at", "updated_at"}
+
+Schema = dict[str, frozenset[tuple[str, ...]]]
+
+
+def _is_yoyos(table: str) -> bool:
+    return table.startswith(("_yoyo", "yoyo"))
 
 
 def app_tables(url: str) -> set[str]:
     """The tables in the public schema that are not yoyo's own bookkeeping."""
     with psycopg.connect(url) as connection:
         rows = connection.execute(
-            """SELECT table_name FROM information_schema.tables
-               WHERE table_schema = 'public'
-                 AND table_name NOT LIKE '\\_yoyo%' AND table_name NOT LIKE 'yoyo%'"""
+            """SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"""
+        ).fetchall()
+    return {name for (name,) in rows if not _is_yoyos(name)}
+
+
+def columns_of(url: str, table: str) -> set[str]:
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            """SELECT column_name FROM information_schema.columns
+               WHERE table_schema = 'public' AND table_name = %s""",
+            (table,),
         ).fetchall()
     return {name for (name,) in rows}
 
@@ -35,13 +70,130 @@ def app_functions(url: str) -> set[str]:
     return {name for (name,) in rows}
 
 
+def schema(url: str) -> Schema:
+    """Everything the migrations create in the public schema, yoyo's own tables left out."""
+    queries = {
+        "tables": """SELECT table_name FROM information_schema.tables
+                     WHERE table_schema = 'public'""",
+        "columns": """SELECT table_name, column_name, data_type, is_nullable,
+                             coalesce(column_default, '')
+                      FROM information_schema.columns WHERE table_schema = 'public'""",
+        "indexes": """SELECT tablename, indexname, indexdef FROM pg_indexes
+                      WHERE schemaname = 'public'""",
+        "constraints": """SELECT c.conrelid::regclass::text, c.conname,
+                                 pg_get_constraintdef(c.oid)
+                          FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+                          WHERE n.nspname = 'public'""",
+        "triggers": """SELECT t.tgrelid::regclass::text, t.tgname, pg_get_triggerdef(t.oid)
+                       FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE n.nspname = 'public' AND NOT t.tgisinternal""",
+        "functions": """SELECT p.proname, pg_get_function_identity_arguments(p.oid)
+                        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                        WHERE n.nspname = 'public'""",
+    }
+    with psycopg.connect(url) as connection:
+        return {
+            kind: frozenset(
+                tuple(str(value) for value in row)
+                for row in connection.execute(query).fetchall()
+                if kind == "functions" or not _is_yoyos(str(row[0]))
+            )
+            for kind, query in queries.items()
+        }
+
+
 def applied(migrator: Migrator) -> dict[str, bool]:
     return {status.id: status.applied for status in migrator.status()}
+
+
+def only_first(count: int) -> dict[str, bool]:
+    return {m: i < count for i, m in enumerate(ALL)}
+
+
+def directory_with_the_first(count: int, parent: Path) -> Path:
+    """A copy of migrations/ holding only the oldest `count` migrations, with their rollbacks."""
+    directory = parent / f"first-{count}"
+    directory.mkdir()
+    for migration in ALL[:count]:
+        for name in (f"{migration}.sql", f"{migration}.rollback.sql"):
+            shutil.copy(MIGRATIONS_DIR / name, directory / name)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def schema_after(
+    create_database: Callable[[], str], tmp_path_factory: pytest.TempPathFactory
+) -> list[Schema]:
+    """schema_after[n]: the schema once the oldest n migrations are applied, one at a time."""
+    url = create_database()
+    parent = tmp_path_factory.mktemp("migrations")
+    schemas = [schema(url)]
+    for count in range(1, len(ALL) + 1):
+        assert Migrator(url, directory_with_the_first(count, parent)).apply() == [ALL[count - 1]]
+        schemas.append(schema(url))
+    return schemas
 
 
 @pytest.fixture
 def fresh_url(create_database: Callable[[], str]) -> str:
     return create_database()
+
+
+def insert_user(connection: psycopg.Connection, user_id: uuid.UUID) -> None:
+    connection.execute(
+        "INSERT INTO users (id, email, password_hash) VALUES (%s, 'a@x.io', 'h')", (user_id,)
+    )
+
+
+def insert_task(connection: psycopg.Connection, task_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    connection.execute(
+        "INSERT INTO tasks (id, user_id, title) VALUES (%s, %s, 'kept')", (task_id, user_id)
+    )
+
+
+def user_and_task(url: str, user_id: uuid.UUID, task_id: uuid.UUID) -> tuple[object, ...]:
+    with psycopg.connect(url) as connection:
+        row = connection.execute(
+            """SELECT u.email, u.password_hash, t.title FROM users u
+               JOIN tasks t ON t.user_id = u.id WHERE u.id = %s AND t.id = %s""",
+            (user_id, task_id),
+        ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+# --- the migrations in the folder --------------------------------------------------------------
+
+
+def test_the_migrations_are_found_oldest_first_each_with_its_rollback() -> None:
+    stems = sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql") if not p.stem.endswith("rollback"))
+
+    assert stems == ALL
+    assert ALL[:3] == [USERS_AND_TASKS, REVOKED_TOKENS, LOGIN_THROTTLING]
+    for migration in ALL:
+        assert (MIGRATIONS_DIR / f"{migration}.rollback.sql").is_file(), migration
+
+
+def test_each_known_migration_creates_exactly_its_tables(schema_after: list[Schema]) -> None:
+    assert all(not objects for objects in schema_after[0].values())
+    for migration, tables in TABLES_OF.items():
+        step = ALL.index(migration) + 1
+        new_tables = {t for (t,) in schema_after[step]["tables"] - schema_after[step - 1]["tables"]}
+        assert new_tables == tables, migration
+
+
+def test_the_login_throttling_migration_adds_the_token_cutoff_to_users(
+    schema_after: list[Schema],
+) -> None:
+    step = ALL.index(LOGIN_THROTTLING) + 1
+    added = schema_after[step]["columns"] - schema_after[step - 1]["columns"]
+
+    assert ("users", "tokens_valid_after", "timestamp with time zone", "YES", "") in added
+    assert {column[0] for column in added} == {"users", "login_failures", "auth_attempts"}
+
+
+# --- applying ----------------------------------------------------------------------------------
 
 
 def test_a_fresh_database_has_everything_pending(fresh_url: str) -> None:
@@ -50,39 +202,63 @@ def test_a_fresh_database_has_everything_pending(fresh_url: str) -> None:
 
 
 def test_apply_runs_every_migration_in_order_and_status_shows_them_applied(
-    fresh_url: str,
+    fresh_url: str, schema_after: list[Schema]
 ) -> None:
     migrator = Migrator(fresh_url)
 
     assert migrator.apply() == ALL
 
     assert applied(migrator) == dict.fromkeys(ALL, True)
-    assert app_tables(fresh_url) == APP_TABLES
+    assert app_tables(fresh_url) >= KNOWN_TABLES
+    assert "tokens_valid_after" in columns_of(fresh_url, "users")
     assert "update_updated_at_column" in app_functions(fresh_url)
+    # All at once gives the same schema as one migration at a time.
+    assert schema(fresh_url) == schema_after[-1]
 
 
-def test_apply_is_idempotent(fresh_url: str) -> None:
+def test_apply_is_idempotent(fresh_url: str, schema_after: list[Schema]) -> None:
     migrator = Migrator(fresh_url)
     migrator.apply()
 
     assert migrator.apply() == []
     assert Migrator(fresh_url).apply() == []
     assert applied(migrator) == dict.fromkeys(ALL, True)
-    assert app_tables(fresh_url) == APP_TABLES
+    assert schema(fresh_url) == schema_after[-1]
 
 
-def test_processes_racing_to_apply_apply_each_migration_exactly_once(fresh_url: str) -> None:
+def test_processes_racing_to_apply_apply_each_migration_exactly_once(
+    fresh_url: str, schema_after: list[Schema]
+) -> None:
     # Several server workers start at once, each applying pending migrations.
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(lambda _: Migrator(fresh_url).apply(), range(3)))
 
     assert sorted(m for result in results for m in result) == ALL
     assert applied(Migrator(fresh_url)) == dict.fromkeys(ALL, True)
-    assert app_tables(fresh_url) == APP_TABLES
+    assert schema(fresh_url) == schema_after[-1]
+
+
+# --- rolling back ------------------------------------------------------------------------------
+
+
+def test_each_rollback_step_restores_exactly_the_schema_from_before_its_migration(
+    fresh_url: str, schema_after: list[Schema]
+) -> None:
+    migrator = Migrator(fresh_url)
+    migrator.apply()
+
+    for step in reversed(range(len(ALL))):
+        assert migrator.rollback() == [ALL[step]]
+        assert schema(fresh_url) == schema_after[step], ALL[step]
+        assert applied(migrator) == only_first(step)
+
+    assert migrator.rollback() == []
+    assert migrator.apply() == ALL
+    assert schema(fresh_url) == schema_after[-1]
 
 
 def test_rolling_back_every_step_leaves_nothing_and_reapplying_restores_it(
-    fresh_url: str,
+    fresh_url: str, schema_after: list[Schema]
 ) -> None:
     migrator = Migrator(fresh_url)
     migrator.apply()
@@ -91,28 +267,64 @@ def test_rolling_back_every_step_leaves_nothing_and_reapplying_restores_it(
 
     assert app_tables(fresh_url) == set()
     assert "update_updated_at_column" not in app_functions(fresh_url)
+    assert all(not objects for objects in schema(fresh_url).values())
     assert applied(migrator) == dict.fromkeys(ALL, False)
     assert migrator.rollback(steps=1) == []
 
     assert migrator.apply() == ALL
-    assert app_tables(fresh_url) == APP_TABLES
+    assert schema(fresh_url) == schema_after[-1]
     assert applied(migrator) == dict.fromkeys(ALL, True)
 
 
-def test_the_migrations_are_found_oldest_first() -> None:
-    assert ALL[:2] == ["0001.users-and-tasks", "0002.revoked-tokens"]
-
-
-def test_rolling_back_one_step_undoes_only_the_newest_migration(fresh_url: str) -> None:
+def test_rolling_back_one_step_undoes_only_the_newest_migration(
+    fresh_url: str, schema_after: list[Schema]
+) -> None:
     migrator = Migrator(fresh_url)
     migrator.apply()
 
     assert migrator.rollback() == ALL[-1:]
 
-    assert applied(migrator) == {m: m != ALL[-1] for m in ALL}
+    assert applied(migrator) == only_first(len(ALL) - 1)
+    assert schema(fresh_url) == schema_after[-2]
     assert migrator.apply() == ALL[-1:]
     assert applied(migrator) == dict.fromkeys(ALL, True)
-    assert app_tables(fresh_url) == APP_TABLES
+    assert schema(fresh_url) == schema_after[-1]
+
+
+def test_rolling_back_the_login_throttling_migration_removes_its_tables_and_column(
+    fresh_url: str,
+) -> None:
+    migrator = Migrator(fresh_url)
+    migrator.apply()
+    user_id, task_id = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(fresh_url) as connection:
+        insert_user(connection, user_id)
+        insert_task(connection, task_id, user_id)
+        connection.execute("UPDATE users SET tokens_valid_after = now() WHERE id = %s", (user_id,))
+        connection.execute("INSERT INTO revoked_tokens VALUES ('kept', now())")
+        connection.execute("INSERT INTO login_failures VALUES ('k', 3, now())")
+        connection.execute("INSERT INTO auth_attempts VALUES ('10.0.0.1', now(), 7)")
+    position = ALL.index(LOGIN_THROTTLING)
+
+    # Down to the migration before it: this one and every later one are undone.
+    assert migrator.rollback(steps=len(ALL) - position) == list(reversed(ALL[position:]))
+
+    assert applied(migrator) == only_first(position)
+    assert app_tables(fresh_url) == {"users", "tasks", "revoked_tokens"}
+    assert columns_of(fresh_url, "users") == USER_COLUMNS_OF_0001
+    assert user_and_task(fresh_url, user_id, task_id) == ("a@x.io", "h", "kept")
+    with psycopg.connect(fresh_url) as connection:
+        assert connection.execute("SELECT token_key FROM revoked_tokens").fetchall() == [("kept",)]
+
+    assert migrator.apply() == ALL[position:]
+    assert app_tables(fresh_url) >= KNOWN_TABLES
+    with psycopg.connect(fresh_url) as connection:
+        row = connection.execute(
+            "SELECT tokens_valid_after FROM users WHERE id = %s", (user_id,)
+        ).fetchone()
+        assert row == (None,)
+        assert connection.execute("SELECT count(*) FROM login_failures").fetchone() == (0,)
+        assert connection.execute("SELECT count(*) FROM auth_attempts").fetchone() == (0,)
 
 
 def test_rolling_back_to_the_first_migration_drops_revoked_tokens_and_keeps_the_data(
@@ -120,22 +332,21 @@ def test_rolling_back_to_the_first_migration_drops_revoked_tokens_and_keeps_the_
 ) -> None:
     migrator = Migrator(fresh_url)
     migrator.apply()
-    user_id = uuid.uuid4()
+    user_id, task_id = uuid.uuid4(), uuid.uuid4()
     with psycopg.connect(fresh_url) as connection:
-        connection.execute(
-            "INSERT INTO users (id, email, password_hash) VALUES (%s, 'a@x.io', 'h')", (user_id,)
-        )
+        insert_user(connection, user_id)
+        insert_task(connection, task_id, user_id)
 
     assert migrator.rollback(steps=len(ALL) - 1) == list(reversed(ALL[1:]))
 
-    assert app_tables(fresh_url) == {"users", "tasks"}
-    assert applied(migrator) == {m: m == ALL[0] for m in ALL}
+    assert app_tables(fresh_url) == TABLES_OF[USERS_AND_TASKS]
+    assert columns_of(fresh_url, "users") == USER_COLUMNS_OF_0001
+    assert applied(migrator) == only_first(1)
+    assert user_and_task(fresh_url, user_id, task_id) == ("a@x.io", "h", "kept")
 
     assert migrator.apply() == ALL[1:]
-    assert app_tables(fresh_url) == APP_TABLES
-    with psycopg.connect(fresh_url) as connection:
-        row = connection.execute("SELECT email FROM users WHERE id = %s", (user_id,)).fetchone()
-    assert row == ("a@x.io",)
+    assert app_tables(fresh_url) >= KNOWN_TABLES
+    assert user_and_task(fresh_url, user_id, task_id) == ("a@x.io", "h", "kept")
 
 
 def test_the_schema_works_after_a_full_round_trip(fresh_url: str) -> None:
@@ -144,20 +355,29 @@ def test_the_schema_works_after_a_full_round_trip(fresh_url: str) -> None:
     migrator.rollback(steps=len(ALL))
     migrator.apply()
 
+    cutoff = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
     with psycopg.connect(fresh_url) as connection:
         user_id = uuid.uuid4()
-        connection.execute(
-            "INSERT INTO users (id, email, password_hash) VALUES (%s, 'a@x.io', 'h')", (user_id,)
-        )
-        connection.execute(
-            "INSERT INTO tasks (id, user_id, title) VALUES (%s, %s, 't')", (uuid.uuid4(), user_id)
-        )
+        insert_user(connection, user_id)
+        insert_task(connection, uuid.uuid4(), user_id)
         connection.execute("INSERT INTO revoked_tokens VALUES ('k', now())")
-        with pytest.raises(psycopg.errors.UniqueViolation):
-            connection.execute(
-                "INSERT INTO users (id, email, password_hash) VALUES (%s, 'A@X.IO', 'h')",
-                (uuid.uuid4(),),
-            )
+        connection.execute("INSERT INTO login_failures VALUES ('k', 1, now())")
+        connection.execute("INSERT INTO auth_attempts VALUES ('10.0.0.1', now(), 1)")
+        row = connection.execute(
+            "UPDATE users SET tokens_valid_after = %s WHERE id = %s RETURNING tokens_valid_after",
+            (cutoff, user_id),
+        ).fetchone()
+        assert row == (cutoff,)
+        with pytest.raises(psycopg.errors.UniqueViolation), connection.transaction():
+            insert_user(connection, uuid.uuid4())
+        with pytest.raises(psycopg.errors.UniqueViolation), connection.transaction():
+            connection.execute("INSERT INTO auth_attempts VALUES ('10.0.0.1', %s, 1)", (cutoff,))
+            connection.execute("INSERT INTO auth_attempts VALUES ('10.0.0.1', %s, 1)", (cutoff,))
+        with pytest.raises(psycopg.errors.CheckViolation), connection.transaction():
+            connection.execute("INSERT INTO login_failures VALUES ('z', 0, now())")
+
+
+# --- failures ----------------------------------------------------------------------------------
 
 
 def test_an_unreachable_database_is_storage_unavailable() -> None:

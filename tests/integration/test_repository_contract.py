@@ -16,17 +16,25 @@ import pytest
 from adapters.email import EmailValidatorPolicy
 from adapters.memory import (
     FixedClock,
+    InMemoryLoginAttemptStore,
     InMemoryRevocationStore,
     InMemoryTaskRepository,
     InMemoryUserRepository,
 )
 from adapters.postgres.pool import create_pool, open_pool
 from adapters.postgres.repositories import (
+    PostgresLoginAttemptStore,
     PostgresRevocationStore,
     PostgresTaskRepository,
     PostgresUserRepository,
 )
-from application.ports import RevocationStore, TaskRepository, UserRepository
+from application.ports import (
+    FailedLogins,
+    LoginAttemptStore,
+    RevocationStore,
+    TaskRepository,
+    UserRepository,
+)
 from domain.errors import EmailAlreadyRegistered
 from domain.tasks import Task, TaskChanges, apply_changes, new_task
 from domain.users import User
@@ -40,6 +48,7 @@ class Repositories:
     users: UserRepository
     tasks: TaskRepository
     revocations: RevocationStore
+    logins: LoginAttemptStore
 
 
 @pytest.fixture(params=["memory", "postgres"])
@@ -50,6 +59,7 @@ async def repos(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
             users=InMemoryUserRepository(tasks=tasks),
             tasks=tasks,
             revocations=InMemoryRevocationStore(clock=FixedClock(datetime.now(UTC))),
+            logins=InMemoryLoginAttemptStore(),
         )
         return
     url: str = request.getfixturevalue("clean_database")
@@ -60,6 +70,7 @@ async def repos(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
             users=PostgresUserRepository(pool),
             tasks=PostgresTaskRepository(pool),
             revocations=PostgresRevocationStore(pool),
+            logins=PostgresLoginAttemptStore(pool),
         )
     finally:
         await pool.close()
@@ -513,3 +524,239 @@ async def test_revoked_tokens_are_remembered_until_they_expire_and_then_forgotte
     assert await repos.revocations.is_revoked("live") is True
     assert await repos.revocations.is_revoked("another") is True
     assert await repos.revocations.is_revoked("expired") is False
+
+
+# --- updating a user ---------------------------------------------------------------------------
+
+
+async def test_a_user_added_with_a_token_cutoff_comes_back_with_it(repos: Repositories) -> None:
+    user = replace(a_user(), tokens_valid_after=T0 + timedelta(microseconds=3))
+
+    assert await repos.users.add(user) == user
+
+    found = await repos.users.get(user.id)
+    assert found == user
+    assert found is not None
+    assert found.tokens_valid_after is not None
+    assert_utc(found.tokens_valid_after)
+
+
+async def test_update_stores_the_password_hash_and_token_cutoff_and_returns_the_stored_user(
+    repos: Repositories,
+) -> None:
+    user = await repos.users.add(a_user())
+    cutoff = T0 + timedelta(minutes=5, microseconds=654321)
+    changed = replace(
+        user,
+        password_hash="$2b$04$a-new-hash",
+        tokens_valid_after=cutoff,
+        updated_at=datetime.now(UTC),
+    )
+
+    updated = await repos.users.update(changed)
+
+    assert updated is not None
+    assert (updated.password_hash, updated.tokens_valid_after) == ("$2b$04$a-new-hash", cutoff)
+    assert (updated.id, updated.email, updated.created_at) == (user.id, user.email, T0)
+    assert updated.updated_at > user.updated_at
+    assert_utc(updated.updated_at)
+    assert await repos.users.get(user.id) == updated
+    assert await repos.users.get_by_email(user.email) == updated
+
+
+async def test_the_token_cutoff_comes_back_timezone_aware_utc_to_the_microsecond(
+    repos: Repositories,
+) -> None:
+    user = await repos.users.add(a_user())
+    cutoff = datetime(2024, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+    updated = await repos.users.update(replace(user, tokens_valid_after=cutoff))
+    found = await repos.users.get(user.id)
+
+    for stored in (updated, found):
+        assert stored is not None
+        assert stored.tokens_valid_after == cutoff
+        assert stored.tokens_valid_after is not None
+        assert_utc(stored.tokens_valid_after)
+        # A token issued a microsecond before the cutoff is refused, one at it is accepted.
+        assert not stored.accepts_token_issued_at(cutoff - timedelta(microseconds=1))
+        assert stored.accepts_token_issued_at(cutoff)
+
+
+async def test_update_with_no_token_cutoff_clears_it(repos: Repositories) -> None:
+    user = await repos.users.add(replace(a_user(), tokens_valid_after=T0))
+
+    updated = await repos.users.update(replace(user, tokens_valid_after=None))
+
+    assert updated is not None
+    assert updated.tokens_valid_after is None
+    found = await repos.users.get(user.id)
+    assert found is not None
+    assert found.tokens_valid_after is None
+
+
+async def test_update_never_changes_the_email_or_created_at_nor_other_users(
+    repos: Repositories,
+) -> None:
+    alice = await repos.users.add(a_user("alice@example.com"))
+    bob = await repos.users.add(a_user("bob@example.com"))
+    tampered = replace(
+        alice,
+        email="mallory@example.com",
+        created_at=T0 + timedelta(days=3),
+        password_hash="$2b$04$changed",
+    )
+
+    updated = await repos.users.update(tampered)
+
+    assert updated is not None
+    assert updated.password_hash == "$2b$04$changed"
+    assert (updated.email, updated.created_at) == ("alice@example.com", T0)
+    assert await repos.users.get_by_email("mallory@example.com") is None
+    assert await repos.users.get_by_email("alice@example.com") == updated
+    assert await repos.users.get(bob.id) == bob
+
+
+async def test_update_of_a_user_that_is_gone_is_none_and_stores_nothing(
+    repos: Repositories,
+) -> None:
+    deleted = await repos.users.add(a_user("gone@example.com"))
+    await repos.users.delete(deleted.id)
+    never_added = a_user("never@example.com")
+
+    assert await repos.users.update(replace(deleted, tokens_valid_after=T0)) is None
+    assert await repos.users.update(never_added) is None
+    assert await repos.users.get(deleted.id) is None
+    assert await repos.users.get(never_added.id) is None
+    assert await repos.users.get_by_email("never@example.com") is None
+
+
+# --- failed logins -----------------------------------------------------------------------------
+
+WINDOW = timedelta(minutes=15)
+
+
+async def test_failed_logins_count_up_within_the_window_from_the_first_failure(
+    repos: Repositories,
+) -> None:
+    first = await repos.logins.record_failed_login("key-a", T0, WINDOW)
+    second = await repos.logins.record_failed_login("key-a", T0 + timedelta(minutes=1), WINDOW)
+    # Still inside: the window is [first failure, first failure + window).
+    third = await repos.logins.record_failed_login(
+        "key-a", T0 + WINDOW - timedelta(microseconds=1), WINDOW
+    )
+
+    assert [first, second, third] == [FailedLogins(n, T0) for n in (1, 2, 3)]
+    for recorded in (first, second, third):
+        assert_utc(recorded.window_started_at)
+    stored = await repos.logins.failed_logins("key-a")
+    assert stored == FailedLogins(3, T0)
+    assert stored is not None
+    assert_utc(stored.window_started_at)
+
+
+async def test_a_failure_once_the_window_has_passed_starts_a_new_window_at_one(
+    repos: Repositories,
+) -> None:
+    for minutes in range(3):
+        await repos.logins.record_failed_login("key-a", T0 + timedelta(minutes=minutes), WINDOW)
+    later = T0 + WINDOW  # the window is over at exactly its end
+
+    restarted = await repos.logins.record_failed_login("key-a", later, WINDOW)
+    again = await repos.logins.record_failed_login("key-a", later + timedelta(seconds=1), WINDOW)
+
+    assert restarted == FailedLogins(1, later)
+    assert again == FailedLogins(2, later)
+    assert await repos.logins.failed_logins("key-a") == FailedLogins(2, later)
+
+
+async def test_failed_logins_of_an_unknown_key_are_none(repos: Repositories) -> None:
+    await repos.logins.record_failed_login("key-a", T0, WINDOW)
+
+    assert await repos.logins.failed_logins("key-b") is None
+
+
+async def test_clearing_failed_logins_forgets_them_and_the_next_failure_counts_from_one(
+    repos: Repositories,
+) -> None:
+    for seconds in range(3):
+        await repos.logins.record_failed_login("key-a", T0 + timedelta(seconds=seconds), WINDOW)
+
+    await repos.logins.clear_failed_logins("key-a")
+    await repos.logins.clear_failed_logins("never-failed")
+
+    assert await repos.logins.failed_logins("key-a") is None
+    next_time = T0 + timedelta(minutes=1)
+    assert await repos.logins.record_failed_login("key-a", next_time, WINDOW) == FailedLogins(
+        1, next_time
+    )
+
+
+async def test_failed_logins_of_different_keys_are_independent(repos: Repositories) -> None:
+    later = T0 + timedelta(minutes=2)
+    await repos.logins.record_failed_login("key-a", T0, WINDOW)
+    await repos.logins.record_failed_login("key-a", T0 + timedelta(minutes=1), WINDOW)
+
+    assert await repos.logins.record_failed_login("key-b", later, WINDOW) == FailedLogins(1, later)
+    assert await repos.logins.failed_logins("key-a") == FailedLogins(2, T0)
+
+    await repos.logins.clear_failed_logins("key-a")
+
+    assert await repos.logins.failed_logins("key-a") is None
+    assert await repos.logins.failed_logins("key-b") == FailedLogins(1, later)
+
+
+async def test_recording_a_failure_forgets_other_keys_whose_window_is_over(
+    repos: Repositories,
+) -> None:
+    await repos.logins.record_failed_login("expired", T0, WINDOW)
+    await repos.logins.record_failed_login("live", T0 + timedelta(minutes=1), WINDOW)
+    now = T0 + WINDOW  # "expired" ends exactly now, "live" a minute later
+
+    assert await repos.logins.failed_logins("expired") == FailedLogins(1, T0)
+    await repos.logins.record_failed_login("other", now, WINDOW)
+
+    assert await repos.logins.failed_logins("expired") is None
+    assert await repos.logins.failed_logins("live") == FailedLogins(1, T0 + timedelta(minutes=1))
+    assert await repos.logins.failed_logins("other") == FailedLogins(1, now)
+
+
+# --- attempts per client -----------------------------------------------------------------------
+
+MINUTE = T0.replace(second=0, microsecond=0)
+
+
+async def test_attempts_are_counted_per_client_within_a_window(repos: Repositories) -> None:
+    counts = [await repos.logins.count_attempt("198.51.100.7", MINUTE) for _ in range(3)]
+
+    assert counts == [1, 2, 3]
+
+
+async def test_attempts_in_a_new_window_count_from_one(repos: Repositories) -> None:
+    next_minute = MINUTE + timedelta(minutes=1)
+    for _ in range(3):
+        await repos.logins.count_attempt("198.51.100.7", MINUTE)
+
+    assert await repos.logins.count_attempt("198.51.100.7", next_minute) == 1
+    assert await repos.logins.count_attempt("198.51.100.7", next_minute) == 2
+
+
+async def test_attempts_of_different_clients_are_independent(repos: Repositories) -> None:
+    await repos.logins.count_attempt("198.51.100.7", MINUTE)
+    await repos.logins.count_attempt("198.51.100.7", MINUTE)
+
+    assert await repos.logins.count_attempt("2001:db8::1", MINUTE) == 1
+    assert await repos.logins.count_attempt("198.51.100.7", MINUTE) == 3
+    assert await repos.logins.count_attempt("2001:db8::1", MINUTE) == 2
+
+
+async def test_counting_in_a_new_window_forgets_the_older_windows(repos: Repositories) -> None:
+    for _ in range(3):
+        await repos.logins.count_attempt("198.51.100.7", MINUTE)
+    await repos.logins.count_attempt("2001:db8::1", MINUTE)
+
+    await repos.logins.count_attempt("203.0.113.9", MINUTE + timedelta(minutes=1))
+
+    # Were the old window still remembered, these would be 4 and 2.
+    assert await repos.logins.count_attempt("198.51.100.7", MINUTE) == 1
+    assert await repos.logins.count_attempt("2001:db8::1", MINUTE) == 1

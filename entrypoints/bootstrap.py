@@ -134,6 +134,7 @@ async def open_services(
         min_size=settings.pool_min_size,
         max_size=max(settings.pool_max_size, settings.pool_min_size),
         timeout=settings.pool_timeout_seconds,
+        prepare_threshold=settings.prepare_threshold,
     )
     await open_pool(pool, wait=wait_for_database, timeout=settings.pool_timeout_seconds)
     try:

@@ -29,6 +29,8 @@ class Settings:
     pool_min_size: int = 5
     pool_max_size: int = 15
     pool_timeout_seconds: float = 5.0
+    prepare_threshold: int | None = 5
+    """Executions of a statement before it is prepared; None: never (transaction poolers)."""
     previous_auth_secrets: tuple[str, ...] = ()
     """Still accepted for verification while the frontend rotates BETTER_AUTH_SECRET."""
     login_max_failures: int = 5
@@ -62,6 +64,7 @@ def load_settings(
         bcrypt_rounds=_integer(values, "BCRYPT_ROUNDS", 12, minimum=4, maximum=31),
         pool_min_size=_integer(values, "DATABASE_POOL_MIN", 5, minimum=1, maximum=1000),
         pool_max_size=_integer(values, "DATABASE_POOL_MAX", 15, minimum=1, maximum=1000),
+        prepare_threshold=_prepare_threshold(values),
         previous_auth_secrets=_previous_secrets(values.get("BETTER_AUTH_SECRET_PREVIOUS")),
         login_max_failures=_integer(values, "LOGIN_MAX_FAILURES", 5, minimum=1, maximum=1000),
         login_lockout_minutes=_integer(
@@ -99,6 +102,12 @@ def _auth_secret(configured: str | None, data_dir: Path) -> str:
         secret_file,
     )
     return secret
+
+
+def _prepare_threshold(values: Mapping[str, str]) -> int | None:
+    if values.get("DATABASE_PREPARE_THRESHOLD", "").lower() == "off":
+        return None
+    return _integer(values, "DATABASE_PREPARE_THRESHOLD", 5, minimum=0, maximum=1000)
 
 
 def _previous_secrets(configured: str | None) -> tuple[str, ...]:

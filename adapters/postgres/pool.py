@@ -11,14 +11,24 @@ from application.errors import StorageUnavailable
 
 
 def create_pool(
-    url: str, *, min_size: int = 5, max_size: int = 15, timeout: float = 5.0
+    url: str,
+    *,
+    min_size: int = 5,
+    max_size: int = 15,
+    timeout: float = 5.0,
+    prepare_threshold: int | None = 5,
 ) -> AsyncConnectionPool:
-    """A pool, not yet open: open it in the application's start-up, close it on shutdown."""
+    """A pool, not yet open: open it in the application's start-up, close it on shutdown.
+
+    A statement run prepare_threshold times on a connection is prepared server-side from
+    then on; None never prepares, for poolers in transaction mode (PgBouncer, Neon's pooled
+    endpoint) that cannot keep prepared statements."""
     return AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
         timeout=timeout,
+        kwargs={"prepare_threshold": prepare_threshold},
         # A server restart or an idle timeout on a managed database kills connections silently.
         check=AsyncConnectionPool.check_connection,
         open=False,

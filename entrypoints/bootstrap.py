@@ -76,6 +76,10 @@ class Services:
     async def database_reachable(self) -> bool:
         return await ping(self.pool)
 
+    @property
+    def password_hashes_waiting(self) -> int:
+        return self._hasher.waiting if isinstance(self._hasher, BcryptHasher) else 0
+
     def _use_cases(self, database: Database) -> UseCases:
         throttle = LoginThrottle(
             store=PostgresLoginAttemptStore(database),

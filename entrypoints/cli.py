@@ -19,10 +19,9 @@ from application.errors import ApplicationError, StorageUnavailable
 from application.tasks import MAX_PAGE_SIZE, TaskQuery
 from domain.errors import DomainError, ValidationFailed
 from entrypoints.bootstrap import Services, database_url, open_services
+from entrypoints.logs import configure_logging
 from entrypoints.problems import PROBLEMS
 from entrypoints.settings import ConfigurationError, Settings, load_settings
-
-GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
 class CommandFailed(Exception):
@@ -118,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 def _run(arguments: argparse.Namespace) -> None:
     settings = load_settings()
+    if arguments.command == "serve":
+        configure_logging(settings.log_level, settings.log_format)
     command = arguments.command
     with database_url(settings) as url:
         settings = replace(settings, database_url=url)
@@ -152,8 +153,9 @@ def _serve(settings: Settings, url: str, host: str, port: int, workers: int) -> 
     options = {
         "host": host,
         "port": port,
-        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
-        "log_level": "info",
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+        "log_config": None,  # ours, set by configure_logging: JSON lines or console
+        "access_log": False,  # the app logs each request itself, with its id and user
     }
     if workers == 1:
         uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]

@@ -36,6 +36,12 @@ class Settings:
     login_max_failures: int = 5
     login_lockout_minutes: int = 15
     auth_rate_per_minute: int = 30
+    metrics_token: str | None = None
+    """When set, GET /metrics needs it as a bearer token."""
+    log_level: str = "INFO"
+    log_format: str | None = None
+    """"json" or "console"; None: console on a terminal, JSON elsewhere."""
+    shutdown_grace_seconds: int = 10
 
 
 def load_settings(
@@ -65,6 +71,13 @@ def load_settings(
         pool_min_size=_integer(values, "DATABASE_POOL_MIN", 5, minimum=1, maximum=1000),
         pool_max_size=_integer(values, "DATABASE_POOL_MAX", 15, minimum=1, maximum=1000),
         prepare_threshold=_prepare_threshold(values),
+        metrics_token=values.get("METRICS_TOKEN") or None,
+        log_level=_choice(values, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+        or "INFO",
+        log_format=_choice(values, "LOG_FORMAT", None, ("json", "console")),
+        shutdown_grace_seconds=_integer(
+            values, "SHUTDOWN_GRACE_SECONDS", 10, minimum=0, maximum=3600
+        ),
         previous_auth_secrets=_previous_secrets(values.get("BETTER_AUTH_SECRET_PREVIOUS")),
         login_max_failures=_integer(values, "LOGIN_MAX_FAILURES", 5, minimum=1, maximum=1000),
         login_lockout_minutes=_integer(
@@ -102,6 +115,18 @@ def _auth_secret(configured: str | None, data_dir: Path) -> str:
         secret_file,
     )
     return secret
+
+
+def _choice(
+    values: Mapping[str, str], name: str, default: str | None, allowed: tuple[str, ...]
+) -> str | None:
+    raw = values.get(name)
+    if not raw:
+        return default
+    for option in allowed:
+        if raw.lower() == option.lower():
+            return option
+    raise ConfigurationError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}")
 
 
 def _prepare_threshold(values: Mapping[str, str]) -> int | None:

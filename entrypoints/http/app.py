@@ -2,19 +2,25 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import cast
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints.bootstrap import Services, database_url, open_services
-from entrypoints.http.controllers import APP_DEPENDENCIES, AuthController, TaskController, health
+from entrypoints.http.controllers import (
+    APP_DEPENDENCIES,
+    AuthController,
+    TaskController,
+    health,
+    liveness,
+)
+from entrypoints.http.controllers import metrics as metrics_endpoint
+from entrypoints.http.edge import ObservedRequests, ProblemPreflights, SecurityHeaders
 from entrypoints.http.errors import EXCEPTION_HANDLERS, PROBLEM_JSON
-from entrypoints.http.schemas import ProblemDetails, encode_json
+from entrypoints.http.metrics import Metrics
+from entrypoints.logs import configure_logging
 from entrypoints.settings import Settings, load_settings
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -24,6 +30,8 @@ AUTH_PATH_PREFIX = "/api/auth/"
 def create_app(settings: Settings, *, services: Services | None = None) -> Litestar:
     """The HTTP app. Its lifespan opens the pool (starting the embedded database first when no
     DATABASE_URL is set) unless ready-made services are passed in."""
+
+    metrics = Metrics(lambda: getattr(app.state, "services", None))
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -39,7 +47,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
                 yield
 
     app = Litestar(
-        route_handlers=[health, AuthController, TaskController],
+        route_handlers=[health, liveness, metrics_endpoint, AuthController, TaskController],
         dependencies=APP_DEPENDENCIES,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -63,70 +71,18 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
             ),
         ),
         debug=False,
+        logging_config=None,  # logging is configured once, by entrypoints.logs
     )
     _drop_generated_bad_request_answers(app)
-    app.asgi_handler = _SecurityHeaders(_ProblemPreflights(app.asgi_handler))
+    app.state.metrics = metrics
+    app.state.metrics_token = settings.metrics_token
+    # Outermost first: every answer, even one refused before routing, is logged, counted,
+    # carries its request id and the security headers.
+    app.asgi_handler = ObservedRequests(
+        SecurityHeaders(ProblemPreflights(app.asgi_handler), auth_path_prefix=AUTH_PATH_PREFIX),
+        metrics,
+    )
     return app
-
-
-class _SecurityHeaders:
-    """On every response, errors and preflights included: nosniff; and no caching of anything
-    the auth endpoints answer (tokens, account data)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await self._app(scope, receive, send)
-            return
-        extra = [(b"x-content-type-options", b"nosniff")]
-        if scope["path"].startswith(AUTH_PATH_PREFIX):
-            extra.append((b"cache-control", b"no-store"))
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                names = {name.lower() for name, _ in extra}
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
-                message["headers"] = [*kept, *extra]
-            await send(message)
-
-        await self._app(scope, receive, send_with_headers)
-
-
-class _ProblemPreflights:
-    """Litestar's CORS layer, outside every exception handler, refuses a preflight with a
-    text/plain 400; this turns that answer into problem details like every other error."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self._app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or scope["method"] != "OPTIONS":
-            await self._app(scope, receive, send)
-            return
-        refused = False
-
-        async def send_as_problem(message: Message) -> None:
-            nonlocal refused
-            if message["type"] == "http.response.start" and message["status"] == 400:
-                refused = (b"content-type", b"text/plain; charset=utf-8") in message["headers"]
-                if refused:
-                    return
-            if refused and message["type"] == "http.response.body":
-                detail = message.get("body", b"").decode()
-                body = encode_json(ProblemDetails(status=400, title="Bad Request", detail=detail))
-                headers = [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ]
-                start = {"type": "http.response.start", "status": 400, "headers": headers}
-                await send(cast(Message, start))
-                await send(cast(Message, {"type": "http.response.body", "body": body}))
-                return
-            await send(message)
-
-        await self._app(scope, receive, send_as_problem)
 
 
 def _drop_generated_bad_request_answers(app: Litestar) -> None:
@@ -144,4 +100,6 @@ def _drop_generated_bad_request_answers(app: Litestar) -> None:
 
 def create_app_from_environment() -> Litestar:
     """For `uvicorn --factory` and for each worker process of `todo-api serve --workers N`."""
-    return create_app(load_settings())
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

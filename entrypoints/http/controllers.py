@@ -1,5 +1,6 @@
 """The HTTP routes: thin translations between JSON and the use cases."""
 
+import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -12,17 +13,19 @@ from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK
 
 from application.accounts import AccountService
-from application.errors import InvalidToken
+from application.errors import InvalidToken, NotAuthenticated
 from application.tasks import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TaskQuery, TaskService
 from domain.errors import ValidationFailed
 from domain.tasks import TaskChanges
 from domain.users import User
 from entrypoints.bootstrap import Services, UseCases
 from entrypoints.http.errors import StrictJsonDTO, responses
+from entrypoints.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from entrypoints.http.schemas import (
     AuthResponse,
     Credentials,
     HealthResponse,
+    LivenessResponse,
     MessageResponse,
     NewTask,
     PasswordChange,
@@ -68,7 +71,13 @@ def provide_accounts(request: Request[Any, Any, Any]) -> AccountService:
 async def provide_current_user(
     request: Request[Any, Any, Any], accounts: NamedDependency[AccountService]
 ) -> User:
-    return await accounts.authenticate(bearer_token(request))
+    return _known(request, await accounts.authenticate(bearer_token(request)))
+
+
+def _known(request: Request[Any, Any, Any], user: User) -> User:
+    # The scope's state outlives the handler: the request log line names the user.
+    request.scope.setdefault("state", {})["user_id"] = str(user.id)
+    return user
 
 
 async def provide_unit_of_work(request: Request[Any, Any, Any]) -> AsyncIterator[UseCases]:
@@ -81,7 +90,7 @@ async def provide_unit_of_work(request: Request[Any, Any, Any]) -> AsyncIterator
 async def provide_current_user_in_unit_of_work(
     request: Request[Any, Any, Any], work: NamedDependency[UseCases]
 ) -> User:
-    return await work.accounts.authenticate(bearer_token(request))
+    return _known(request, await work.accounts.authenticate(bearer_token(request)))
 
 
 _AUTHENTICATED = {"current_user": Provide(provide_current_user)}
@@ -116,6 +125,31 @@ async def health(request: Request[Any, Any, Any]) -> Response[HealthResponse]:
         status_code=503,
         headers={"Retry-After": "5"},
     )
+
+
+@get("/health/live", tags=["health"])
+async def liveness() -> LivenessResponse:
+    """200 while the process serves requests; never touches the database (for orchestrators
+    that restart a process, which would not cure a database outage)."""
+    return LivenessResponse(status="alive")
+
+
+@get(
+    "/metrics",
+    tags=["health"],
+    media_type=METRICS_CONTENT_TYPE,
+    responses=responses(401),
+    description="Prometheus text format. With METRICS_TOKEN set, needs `Authorization: Bearer "
+    "<METRICS_TOKEN>`.",
+)
+async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    expected = request.app.state.metrics_token
+    if expected is not None:
+        presented = bearer_token(request) or ""
+        if not hmac.compare_digest(presented.encode(), expected.encode()):
+            raise NotAuthenticated() if not presented else InvalidToken()
+    exposition = request.app.state.metrics.exposition()
+    return Response(exposition, media_type=METRICS_CONTENT_TYPE)
 
 
 class AuthController(Controller):

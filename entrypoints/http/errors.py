@@ -13,9 +13,11 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
-from application.errors import RetryLater, StorageUnavailable
+from application.errors import InvalidCredentials, RetryLater, StorageUnavailable, WrongPassword
 from domain.errors import FieldError, ValidationFailed
+from entrypoints.http.metrics import Metrics
 from entrypoints.http.schemas import FieldProblem, ProblemDetails
+from entrypoints.logs import request_id
 from entrypoints.problems import PROBLEMS
 
 log = logging.getLogger("todo_api.http")
@@ -34,6 +36,7 @@ def problem(
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[ProblemDetails]:
+    rid = request_id.get() if status >= 500 else None
     body = ProblemDetails(
         status=status,
         title=HTTPStatus(status).phrase,
@@ -41,6 +44,7 @@ def problem(
         errors=[FieldProblem(field=e.field, message=e.message) for e in errors]
         if errors is not None
         else msgspec.UNSET,
+        request_id=msgspec.UNSET if rid is None else rid,
     )
     headers = dict(headers or {})
     if status == 401:
@@ -57,11 +61,22 @@ def _application_error(request: Request[Any, Any, Any], error: Exception) -> Res
         return _unexpected(request, error)
     if isinstance(error, StorageUnavailable):
         log.warning("database unavailable: %s", error.__cause__ or error)
+    _count(request, error)
     errors = error.errors if isinstance(error, ValidationFailed) else None
     headers = (
         {"Retry-After": str(error.retry_after_seconds)} if isinstance(error, RetryLater) else None
     )
     return problem(status, detail, errors=errors, headers=headers)
+
+
+def _count(request: Request[Any, Any, Any], error: Exception) -> None:
+    metrics: Metrics | None = getattr(request.app.state, "metrics", None)
+    if metrics is None:
+        return
+    if isinstance(error, InvalidCredentials | WrongPassword):
+        metrics.login_failures.inc()
+    elif isinstance(error, RetryLater) and not isinstance(error, StorageUnavailable):
+        metrics.throttled.labels(type(error).__name__).inc()
 
 
 def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:

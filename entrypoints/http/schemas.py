@@ -90,6 +90,10 @@ class HealthResponse(Struct, kw_only=True, frozen=True):
     database: Literal["ok", "unreachable"]
 
 
+class LivenessResponse(Struct, kw_only=True, frozen=True):
+    status: Literal["alive"]
+
+
 class NewTask(Struct, kw_only=True):
     title: _Title
     description: _Description = None
@@ -165,6 +169,8 @@ class ProblemDetails(Struct, kw_only=True, frozen=True, omit_defaults=True):
     detail: str
     type: str = "about:blank"
     errors: list[FieldProblem] | UnsetType = UNSET
+    request_id: str | UnsetType = UNSET
+    """On server-side failures (5xx): quote it when reporting the problem."""
 
 
 encode_json = msgspec.json.Encoder().encode

@@ -1,0 +1,134 @@
+"""ASGI layers around the Litestar app: what every answer gets, whatever produced it."""
+
+import logging
+import re
+import time
+import uuid
+from typing import Any, cast
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from entrypoints.http.errors import PROBLEM_JSON
+from entrypoints.http.metrics import Metrics
+from entrypoints.http.schemas import ProblemDetails, encode_json
+from entrypoints.logs import request_id
+
+log = logging.getLogger("todo_api.requests")
+
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+
+
+class ObservedRequests:
+    """Gives each request an id (a sane incoming X-Request-ID, or a new one), echoes it, puts
+    it on every log record of the request, and logs and counts the request once answered."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self._app = app
+        self._metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self._app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        rid = incoming if incoming and _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        status = 500  # what the client sees if the app fails before answering
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = cast(dict[str, Any], scope).get("path_template") or "unmatched"
+            self._metrics.observe(scope["method"], route, status, elapsed)
+            log.info(
+                "%s %s %s",
+                scope["method"],
+                route,
+                status,
+                extra={
+                    "method": scope["method"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "user_id": (scope.get("state") or {}).get("user_id"),
+                },
+            )
+            request_id.reset(token)
+
+
+class SecurityHeaders:
+    """On every response, errors and preflights included: nosniff; and no caching of anything
+    the auth endpoints answer (tokens, account data)."""
+
+    def __init__(self, app: ASGIApp, *, auth_path_prefix: str) -> None:
+        self._app = app
+        self._auth_path_prefix = auth_path_prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self._app(scope, receive, send)
+            return
+        extra = [(b"x-content-type-options", b"nosniff")]
+        if scope["path"].startswith(self._auth_path_prefix):
+            extra.append((b"cache-control", b"no-store"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name.lower() for name, _ in extra}
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message["headers"] = [*kept, *extra]
+            await send(message)
+
+        await self._app(scope, receive, send_with_headers)
+
+
+class ProblemPreflights:
+    """Litestar's CORS layer, outside every exception handler, refuses a preflight with a
+    text/plain 400; this turns that answer into problem details like every other error."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "OPTIONS":
+            await self._app(scope, receive, send)
+            return
+        refused = False
+
+        async def send_as_problem(message: Message) -> None:
+            nonlocal refused
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                refused = (b"content-type", b"text/plain; charset=utf-8") in message["headers"]
+                if refused:
+                    return
+            if refused and message["type"] == "http.response.body":
+                detail = message.get("body", b"").decode()
+                body = encode_json(ProblemDetails(status=400, title="Bad Request", detail=detail))
+                headers = [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ]
+                start = {"type": "http.response.start", "status": 400, "headers": headers}
+                await send(cast(Message, start))
+                await send(cast(Message, {"type": "http.response.body", "body": body}))
+                return
+            await send(message)
+
+        await self._app(scope, receive, send_as_problem)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None

@@ -1,5 +1,6 @@
 """In-memory adapters that really store things: for unit tests and demos, never production."""
 
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
@@ -89,9 +90,11 @@ class InMemoryTaskRepository:
             tasks=following[:limit], total=len(matching), has_more=len(following) > limit
         )
 
-    async def update(self, task: Task) -> Task | None:
+    async def update(
+        self, task: Task, *, expected_versions: Collection[datetime] | None = None
+    ) -> Task | None:
         stored = self._tasks.get(task.id)
-        if stored is None:
+        if stored is None or not _is_expected(stored, expected_versions):
             return None
         updated = replace(
             stored,
@@ -103,12 +106,22 @@ class InMemoryTaskRepository:
         self._tasks[task.id] = updated
         return updated
 
-    async def delete(self, task_id: UUID) -> bool:
-        return self._tasks.pop(task_id, None) is not None
+    async def delete(
+        self, task_id: UUID, *, expected_versions: Collection[datetime] | None = None
+    ) -> bool:
+        stored = self._tasks.get(task_id)
+        if stored is None or not _is_expected(stored, expected_versions):
+            return False
+        del self._tasks[task_id]
+        return True
 
     def delete_all_of(self, owner_id: UUID) -> None:
         for task_id in [t.id for t in self._tasks.values() if t.owner_id == owner_id]:
             del self._tasks[task_id]
+
+
+def _is_expected(task: Task, expected_versions: Collection[datetime] | None) -> bool:
+    return expected_versions is None or task.updated_at in expected_versions
 
 
 class InMemoryRevocationStore:

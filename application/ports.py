@@ -1,6 +1,6 @@
 """The ports: what the use cases need from the outside world, owned by the application core."""
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -86,12 +86,20 @@ class TaskRepository(Protocol):
         and costs the same however many tasks the owner has."""
         ...
 
-    async def update(self, task: Task) -> Task | None:
+    async def update(
+        self, task: Task, *, expected_versions: Collection[datetime] | None = None
+    ) -> Task | None:
         """Stores the task's title, description and completed flag; returns the stored task,
-        or None when it no longer exists."""
+        or None when it no longer exists or, with expected_versions, when its stored
+        updated_at is none of them (checked atomically with the write)."""
         ...
 
-    async def delete(self, task_id: UUID) -> bool: ...
+    async def delete(
+        self, task_id: UUID, *, expected_versions: Collection[datetime] | None = None
+    ) -> bool:
+        """False when there is no such task or, with expected_versions, when its updated_at is
+        none of them."""
+        ...
 
 
 class PasswordHasher(Protocol):

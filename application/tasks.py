@@ -1,10 +1,12 @@
 """Use cases of a user's todo list. Every one of them applies the ownership rule."""
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from application.ports import Clock, IdGenerator, TaskPage, TaskRepository
-from domain.errors import FieldError, TaskNotFound, ValidationFailed
+from domain.errors import FieldError, TaskChanged, TaskNotFound, ValidationFailed
 from domain.tasks import (
     Task,
     TaskChanges,
@@ -74,15 +76,37 @@ class TaskService:
         task.ensure_owned_by(owner_id)
         return task
 
-    async def update(self, owner_id: UUID, task_id: UUID, changes: TaskChanges) -> Task:
+    async def update(
+        self,
+        owner_id: UUID,
+        task_id: UUID,
+        changes: TaskChanges,
+        *,
+        expected_versions: Collection[datetime] | None = None,
+    ) -> Task:
+        """With expected_versions (the updated_at values the caller has seen), the update
+        happens only if the task is still one of them; otherwise TaskChanged, and nothing
+        changes: two browser tabs cannot silently overwrite each other."""
         changes = validate_changes(changes)
         task = await self.get(owner_id, task_id)
-        updated = await self._tasks.update(apply_changes(task, changes, self._clock.now()))
-        if updated is None:  # deleted in the meantime
-            raise TaskNotFound()
+        updated = await self._tasks.update(
+            apply_changes(task, changes, self._clock.now()), expected_versions=expected_versions
+        )
+        if updated is None:
+            raise await self._why_unchanged(task_id)
         return updated
 
-    async def delete(self, owner_id: UUID, task_id: UUID) -> None:
+    async def delete(
+        self,
+        owner_id: UUID,
+        task_id: UUID,
+        *,
+        expected_versions: Collection[datetime] | None = None,
+    ) -> None:
         await self.get(owner_id, task_id)
-        if not await self._tasks.delete(task_id):
-            raise TaskNotFound()
+        if not await self._tasks.delete(task_id, expected_versions=expected_versions):
+            raise await self._why_unchanged(task_id)
+
+    async def _why_unchanged(self, task_id: UUID) -> Exception:
+        # Deleted meanwhile, or changed since the version the caller expected.
+        return TaskNotFound() if await self._tasks.get(task_id) is None else TaskChanged()

@@ -33,6 +33,10 @@ class TaskAccessDenied(DomainError):
     """The task exists but belongs to another user."""
 
 
+class TaskChanged(DomainError):
+    """The task is no longer the version the request was based on (a stale If-Match)."""
+
+
 class EmailAlreadyRegistered(DomainError):
     pass
 

@@ -18,6 +18,7 @@ from application.errors import (
 from domain.errors import (
     EmailAlreadyRegistered,
     TaskAccessDenied,
+    TaskChanged,
     TaskNotFound,
     ValidationFailed,
     WeakPassword,
@@ -35,6 +36,7 @@ PROBLEMS: dict[type[Exception], tuple[int, str]] = {
     WrongPassword: (401, "Invalid password"),
     TaskAccessDenied: (403, "Access denied: task belongs to another user"),
     TaskNotFound: (404, "Task not found"),
+    TaskChanged: (412, "The task has changed since the version in If-Match"),
     EmailAlreadyRegistered: (409, "Email already registered"),
     WeakPassword: (422, "Password is too weak"),
     ValidationFailed: (422, "Validation failed"),

@@ -1,5 +1,6 @@
 """The repositories in raw SQL over psycopg 3."""
 
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -221,8 +222,12 @@ class PostgresTaskRepository:
             has_more=len(tasks) > limit,
         )
 
-    async def update(self, task: Task) -> Task | None:
+    async def update(
+        self, task: Task, *, expected_versions: Collection[datetime] | None = None
+    ) -> Task | None:
         # updated_at is not sent: the trigger moves it forward, strictly, on every update.
+        # The version check sits in the WHERE clause: a concurrent writer holds the row lock,
+        # and the check is made again on the row it leaves behind.
         async with (
             transaction(self._database) as connection,
             connection.cursor(row_factory=_task_row) as cursor,
@@ -231,21 +236,25 @@ class PostgresTaskRepository:
                 f"""UPDATE tasks
                     SET title = %(title)s, description = %(description)s,
                         completed = %(completed)s
-                    WHERE id = %(id)s
+                    WHERE id = %(id)s{_version_check(expected_versions)}
                     RETURNING {_TASK_COLUMNS}""",
                 {
                     "id": task.id,
                     "title": task.title,
                     "description": task.description,
                     "completed": task.completed,
+                    "versions": list(expected_versions or ()),
                 },
             )
             return await cursor.fetchone()
 
-    async def delete(self, task_id: UUID) -> bool:
+    async def delete(
+        self, task_id: UUID, *, expected_versions: Collection[datetime] | None = None
+    ) -> bool:
         async with transaction(self._database) as connection:
             cursor = await connection.execute(
-                "DELETE FROM tasks WHERE id = %(id)s", {"id": task_id}
+                f"DELETE FROM tasks WHERE id = %(id)s{_version_check(expected_versions)}",
+                {"id": task_id, "versions": list(expected_versions or ())},
             )
             return cursor.rowcount == 1
 
@@ -335,6 +344,10 @@ class PostgresLoginAttemptStore:
             assert row is not None
             count: int = row[0]
             return count
+
+
+def _version_check(expected_versions: Collection[datetime] | None) -> str:
+    return "" if expected_versions is None else " AND updated_at = ANY(%(versions)s)"
 
 
 async def _one(cursor: psycopg.AsyncCursor[_T]) -> _T:

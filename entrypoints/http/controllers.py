@@ -7,6 +7,7 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
@@ -16,10 +17,11 @@ from application.accounts import AccountService
 from application.errors import InvalidToken, NotAuthenticated
 from application.tasks import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TaskQuery, TaskService
 from domain.errors import ValidationFailed
-from domain.tasks import TaskChanges
+from domain.tasks import Task, TaskChanges
 from domain.users import User
 from entrypoints.bootstrap import Services, UseCases
 from entrypoints.http.errors import StrictJsonDTO, responses
+from entrypoints.http.etags import etag_of, matches_none, versions_in
 from entrypoints.http.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from entrypoints.http.schemas import (
     AuthResponse,
@@ -267,6 +269,27 @@ TaskId = Annotated[
 ]
 
 
+IfMatch = Annotated[
+    str | None,
+    Parameter(
+        header="If-Match",
+        description="Change only if the task is still this version (its ETag): else 412.",
+    ),
+]
+IfNoneMatch = Annotated[
+    str | None,
+    Parameter(header="If-None-Match", description="304 if the task is still this version."),
+]
+_ETAG = ResponseHeader(
+    name="ETag",
+    description="The task's version, for If-Match and If-None-Match.",
+    documentation_only=True,
+)
+_NOT_MODIFIED = ResponseSpec(
+    data_container=None, description="The task is still the version named in If-None-Match"
+)
+
+
 def _task_id(raw: str) -> UUID:
     try:
         return UUID(raw)
@@ -337,24 +360,35 @@ class TaskController(Controller):
             description=data.description,
             completed=data.completed,
         )
-        return Response(
-            TaskResponse.of(task), status_code=201, headers={"Location": f"/api/tasks/{task.id}"}
-        )
+        response = _task_response(task, status_code=201)
+        response.headers["Location"] = f"/api/tasks/{task.id}"
+        return response
 
-    @get("/{task_id:str}", responses=responses(401, 403, 404, 422, 503))
+    @get(
+        "/{task_id:str}",
+        responses={**responses(401, 403, 404, 422, 503), 304: _NOT_MODIFIED},
+        response_headers=[_ETAG],
+    )
     async def get_task(
         self,
         task_id: TaskId,
         current_user: NamedDependency[User],
         work: NamedDependency[UseCases],
-    ) -> TaskResponse:
-        return TaskResponse.of(await work.tasks.get(current_user.id, _task_id(task_id)))
+        if_none_match: IfNoneMatch = None,
+    ) -> Response[TaskResponse]:
+        """With `If-None-Match` naming the current ETag: 304 and no body."""
+        task = await work.tasks.get(current_user.id, _task_id(task_id))
+        if if_none_match is not None and matches_none(if_none_match, task):
+            # A 304 has no body; the annotation documents the 200.
+            return Response(None, status_code=304, headers={"ETag": etag_of(task)})  # type: ignore[arg-type]
+        return _task_response(task)
 
     @put(
         "/{task_id:str}",
         dto=StrictJsonDTO[TaskChangesRequest],
         return_dto=None,
-        responses=responses(400, 401, 403, 404, 413, 422, 503),
+        responses=responses(400, 401, 403, 404, 412, 413, 422, 503),
+        response_headers=[_ETAG],
     )
     async def replace_task_fields(
         self,
@@ -362,15 +396,17 @@ class TaskController(Controller):
         data: JSONBody[TaskChangesRequest],
         current_user: NamedDependency[User],
         work: NamedDependency[UseCases],
-    ) -> TaskResponse:
+        if_match: IfMatch = None,
+    ) -> Response[TaskResponse]:
         """A partial update, exactly as PATCH: absent fields are unchanged."""
-        return await _update(task_id, data, current_user, work.tasks)
+        return await _update(task_id, data, current_user, work.tasks, if_match)
 
     @patch(
         "/{task_id:str}",
         dto=StrictJsonDTO[TaskChangesRequest],
         return_dto=None,
-        responses=responses(400, 401, 403, 404, 413, 422, 503),
+        responses=responses(400, 401, 403, 404, 412, 413, 422, 503),
+        response_headers=[_ETAG],
     )
     async def update_task(
         self,
@@ -378,23 +414,37 @@ class TaskController(Controller):
         data: JSONBody[TaskChangesRequest],
         current_user: NamedDependency[User],
         work: NamedDependency[UseCases],
-    ) -> TaskResponse:
+        if_match: IfMatch = None,
+    ) -> Response[TaskResponse]:
         """Absent fields are unchanged; `"description": null` clears the description."""
-        return await _update(task_id, data, current_user, work.tasks)
+        return await _update(task_id, data, current_user, work.tasks, if_match)
 
-    @delete("/{task_id:str}", responses=responses(401, 403, 404, 422, 503))
+    @delete("/{task_id:str}", responses=responses(401, 403, 404, 412, 422, 503))
     async def delete_task(
         self,
         task_id: TaskId,
         current_user: NamedDependency[User],
         work: NamedDependency[UseCases],
+        if_match: IfMatch = None,
     ) -> None:
-        await work.tasks.delete(current_user.id, _task_id(task_id))
+        await work.tasks.delete(
+            current_user.id,
+            _task_id(task_id),
+            expected_versions=None if if_match is None else versions_in(if_match),
+        )
+
+
+def _task_response(task: Task, status_code: int = 200) -> Response[TaskResponse]:
+    return Response(TaskResponse.of(task), status_code=status_code, headers={"ETag": etag_of(task)})
 
 
 async def _update(
-    raw_task_id: str, data: TaskChangesRequest, current_user: User, tasks: TaskService
-) -> TaskResponse:
+    raw_task_id: str,
+    data: TaskChangesRequest,
+    current_user: User,
+    tasks: TaskService,
+    if_match: str | None,
+) -> Response[TaskResponse]:
     changes = TaskChanges(
         **{
             name: value
@@ -402,5 +452,10 @@ async def _update(
             if (value := getattr(data, name)) is not msgspec.UNSET
         }
     )
-    task = await tasks.update(current_user.id, _task_id(raw_task_id), changes)
-    return TaskResponse.of(task)
+    task = await tasks.update(
+        current_user.id,
+        _task_id(raw_task_id),
+        changes,
+        expected_versions=None if if_match is None else versions_in(if_match),
+    )
+    return _task_response(task)

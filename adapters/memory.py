@@ -5,7 +5,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from application.ports import FailedLogins, TaskPage
+from application.ports import EarlierCreation, FailedLogins, TaskPage
 from domain.errors import EmailAlreadyRegistered
 from domain.tasks import Task, TaskPosition
 from domain.users import User
@@ -172,6 +172,24 @@ class InMemoryLoginAttemptStore:
         key = (client, window_started_at)
         self._attempts[key] = self._attempts.get(key, 0) + 1
         return self._attempts[key]
+
+
+class InMemoryIdempotencyStore:
+    def __init__(self) -> None:
+        self._claims: dict[tuple[UUID, str], tuple[EarlierCreation, datetime]] = {}
+
+    async def claim(
+        self, owner_id: UUID, key: str, fingerprint: str, now: datetime, ttl: timedelta
+    ) -> EarlierCreation | None:
+        self._claims = {k: v for k, v in self._claims.items() if v[1] >= now - ttl}
+        if (owner_id, key) in self._claims:
+            return self._claims[(owner_id, key)][0]
+        self._claims[(owner_id, key)] = (EarlierCreation(fingerprint, None), now)
+        return None
+
+    async def record(self, owner_id: UUID, key: str, task: Task) -> None:
+        claim, claimed_at = self._claims[(owner_id, key)]
+        self._claims[(owner_id, key)] = (replace(claim, task=task), claimed_at)
 
 
 class FixedClock:

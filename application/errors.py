@@ -41,6 +41,14 @@ class WrongPassword(AuthenticationFailed):
     """The current password given to confirm a sensitive change is wrong."""
 
 
+class IdempotencyKeyReused(ApplicationError):
+    """The Idempotency-Key was used before with a different request."""
+
+
+class IdempotencyKeyInUse(ApplicationError):
+    """A request with the same Idempotency-Key has not finished yet."""
+
+
 class RetryLater(ApplicationError):
     """The request may succeed if repeated after retry_after_seconds."""
 

@@ -102,6 +102,29 @@ class TaskRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class EarlierCreation:
+    """What a request with the same Idempotency-Key did before."""
+
+    fingerprint: str
+    task: Task | None
+    """None while that request has not finished."""
+
+
+class IdempotencyStore(Protocol):
+    async def claim(
+        self, owner_id: UUID, key: str, fingerprint: str, now: datetime, ttl: timedelta
+    ) -> EarlierCreation | None:
+        """Reserves the owner's key for a new creation (None), or returns what an earlier
+        request with that key recorded within ttl. Forgets keys older than ttl. A claim made
+        in a transaction that is still open makes a concurrent claim of the key wait."""
+        ...
+
+    async def record(self, owner_id: UUID, key: str, task: Task) -> None:
+        """Stores the task created under the owner's claimed key."""
+        ...
+
+
 class PasswordHasher(Protocol):
     """Slow by design; implementations must not block the event loop, and raise ServerBusy
     rather than queue without bound."""

@@ -1,11 +1,14 @@
 """Use cases of a user's todo list. Every one of them applies the ownership rule."""
 
+import hashlib
+import json
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from uuid import UUID
 
-from application.ports import Clock, IdGenerator, TaskPage, TaskRepository
+from application.errors import IdempotencyKeyInUse, IdempotencyKeyReused
+from application.ports import Clock, IdempotencyStore, IdGenerator, TaskPage, TaskRepository
 from domain.errors import FieldError, TaskChanged, TaskNotFound, ValidationFailed
 from domain.tasks import (
     Task,
@@ -41,9 +44,20 @@ class TaskQuery:
             raise ValidationFailed(problems)
 
 
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
+
+
 class TaskService:
-    def __init__(self, *, tasks: TaskRepository, clock: Clock, ids: IdGenerator) -> None:
+    def __init__(
+        self,
+        *,
+        tasks: TaskRepository,
+        idempotency: IdempotencyStore,
+        clock: Clock,
+        ids: IdGenerator,
+    ) -> None:
         self._tasks = tasks
+        self._idempotency = idempotency
         self._clock = clock
         self._ids = ids
 
@@ -57,17 +71,43 @@ class TaskService:
         )
 
     async def create(
-        self, owner_id: UUID, *, title: str, description: str | None = None, completed: bool = False
+        self,
+        owner_id: UUID,
+        *,
+        title: str,
+        description: str | None = None,
+        completed: bool = False,
+        idempotency_key: str | None = None,
     ) -> Task:
+        """With an idempotency key, a retry of the same request within 24 hours gets the task
+        the first one created and creates nothing; the key with another request is refused
+        (IdempotencyKeyReused)."""
+        now = self._clock.now()
         task = new_task(
             task_id=self._ids.new_id(),
             owner_id=owner_id,
             title=title,
             description=description,
             completed=completed,
-            now=self._clock.now(),
+            now=now,
         )
-        return await self._tasks.add(task)
+        if idempotency_key is None:
+            return await self._tasks.add(task)
+        fingerprint = hashlib.sha256(
+            json.dumps([title, description, completed]).encode()
+        ).hexdigest()
+        earlier = await self._idempotency.claim(
+            owner_id, idempotency_key, fingerprint, now, IDEMPOTENCY_WINDOW
+        )
+        if earlier is not None:
+            if earlier.fingerprint != fingerprint:
+                raise IdempotencyKeyReused()
+            if earlier.task is None:
+                raise IdempotencyKeyInUse()
+            return earlier.task
+        created = await self._tasks.add(task)
+        await self._idempotency.record(owner_id, idempotency_key, created)
+        return created
 
     async def get(self, owner_id: UUID, task_id: UUID) -> Task:
         task = await self._tasks.get(task_id)

@@ -14,6 +14,7 @@ from adapters.password_strength import ZxcvbnStrengthMeter
 from adapters.passwords import BcryptHasher
 from adapters.postgres.pool import Database, create_pool, open_pool, ping, unit_of_work
 from adapters.postgres.repositories import (
+    PostgresIdempotencyStore,
     PostgresLoginAttemptStore,
     PostgresRevocationStore,
     PostgresTaskRepository,
@@ -98,7 +99,10 @@ class Services:
             ids=self._ids,
         )
         tasks = TaskService(
-            tasks=PostgresTaskRepository(database), clock=self._clock, ids=self._ids
+            tasks=PostgresTaskRepository(database),
+            idempotency=PostgresIdempotencyStore(database),
+            clock=self._clock,
+            ids=self._ids,
         )
         return UseCases(accounts=accounts, tasks=tasks)
 

@@ -2,6 +2,8 @@
 contract fixes. The HTTP layer answers with it; the command line prints its details."""
 
 from application.errors import (
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
     InvalidCredentials,
     InvalidToken,
     InvalidTokenSignature,
@@ -38,6 +40,8 @@ PROBLEMS: dict[type[Exception], tuple[int, str]] = {
     TaskNotFound: (404, "Task not found"),
     TaskChanged: (412, "The task has changed since the version in If-Match"),
     EmailAlreadyRegistered: (409, "Email already registered"),
+    IdempotencyKeyInUse: (409, "A request with this Idempotency-Key is still in progress"),
+    IdempotencyKeyReused: (422, "Idempotency-Key was already used with a different request"),
     WeakPassword: (422, "Password is too weak"),
     ValidationFailed: (422, "Validation failed"),
     TooManyFailedLogins: (429, "Too many failed logins for this email; retry later"),

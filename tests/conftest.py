@@ -76,6 +76,7 @@ def clean_database(database_url: str) -> str:
     """The migrated database, emptied before the test."""
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute(
-            "TRUNCATE users, tasks, task_counts, revoked_tokens, login_failures, auth_attempts"
+            "TRUNCATE users, tasks, task_counts, revoked_tokens, login_failures, auth_attempts,"
+            " idempotency_keys"
         )
     return database_url

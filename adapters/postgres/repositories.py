@@ -7,9 +7,10 @@ from uuid import UUID
 
 import psycopg
 from psycopg.rows import RowMaker
+from psycopg.types.json import Jsonb
 
 from adapters.postgres.pool import Database, transaction
-from application.ports import FailedLogins, TaskPage
+from application.ports import EarlierCreation, FailedLogins, TaskPage
 from domain.errors import EmailAlreadyRegistered
 from domain.tasks import Task, TaskPosition
 from domain.users import User
@@ -344,6 +345,76 @@ class PostgresLoginAttemptStore:
             assert row is not None
             count: int = row[0]
             return count
+
+
+class PostgresIdempotencyStore:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def claim(
+        self, owner_id: UUID, key: str, fingerprint: str, now: datetime, ttl: timedelta
+    ) -> EarlierCreation | None:
+        params = {
+            "owner_id": owner_id,
+            "key": key,
+            "fingerprint": fingerprint,
+            "now": now,
+            "expired_before": now - ttl,
+        }
+        async with transaction(self._database) as connection:
+            await connection.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < %(expired_before)s", params
+            )
+            # A concurrent claim of the same key waits here until the first one's transaction
+            # ends, then finds its row.
+            inserted = await connection.execute(
+                """INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at)
+                   VALUES (%(owner_id)s, %(key)s, %(fingerprint)s, %(now)s)
+                   ON CONFLICT (user_id, key) DO NOTHING
+                   RETURNING 1""",
+                params,
+            )
+            if await inserted.fetchone() is not None:
+                return None
+            earlier = await connection.execute(
+                """SELECT fingerprint, task FROM idempotency_keys
+                   WHERE user_id = %(owner_id)s AND key = %(key)s""",
+                params,
+            )
+            row = await earlier.fetchone()
+        if row is None:  # the first request rolled back meanwhile: the key is free again
+            return await self.claim(owner_id, key, fingerprint, now, ttl)
+        stored_fingerprint, snapshot = row
+        task = None if snapshot is None else _task_from_snapshot(owner_id, snapshot)
+        return EarlierCreation(stored_fingerprint, task)
+
+    async def record(self, owner_id: UUID, key: str, task: Task) -> None:
+        snapshot = {
+            "id": str(task.id),
+            "title": task.title,
+            "description": task.description,
+            "completed": task.completed,
+            "created_at": task.created_at.isoformat(),
+            "updated_at": task.updated_at.isoformat(),
+        }
+        async with transaction(self._database) as connection:
+            await connection.execute(
+                """UPDATE idempotency_keys SET task = %(task)s
+                   WHERE user_id = %(owner_id)s AND key = %(key)s""",
+                {"owner_id": owner_id, "key": key, "task": Jsonb(snapshot)},
+            )
+
+
+def _task_from_snapshot(owner_id: UUID, snapshot: dict[str, Any]) -> Task:
+    return Task(
+        id=UUID(snapshot["id"]),
+        owner_id=owner_id,
+        title=snapshot["title"],
+        description=snapshot["description"],
+        completed=snapshot["completed"],
+        created_at=datetime.fromisoformat(snapshot["created_at"]),
+        updated_at=datetime.fromisoformat(snapshot["updated_at"]),
+    )
 
 
 def _version_check(expected_versions: Collection[datetime] | None) -> str:

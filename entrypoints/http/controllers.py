@@ -1,6 +1,7 @@
 """The HTTP routes: thin translations between JSON and the use cases."""
 
 import hmac
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -41,6 +42,7 @@ from entrypoints.http.schemas import (
 )
 
 MAX_AUTHORIZATION_HEADER = 8 * 1024
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str | None:
@@ -346,19 +348,34 @@ class TaskController(Controller):
         "/",
         dto=StrictJsonDTO[NewTask],
         return_dto=None,
-        responses=responses(400, 401, 413, 422, 503),
+        responses=responses(400, 401, 409, 413, 422, 503),
+        response_headers=[_ETAG],
     )
     async def create_task(
         self,
         data: JSONBody[NewTask],
         current_user: NamedDependency[User],
         work: NamedDependency[UseCases],
+        idempotency_key: Annotated[
+            str | None,
+            Parameter(
+                header="Idempotency-Key",
+                description="Retries with the same key and body within 24 hours get the "
+                "first answer and create nothing; the same key with another body is a 422. "
+                "1 to 255 printable ASCII characters.",
+            ),
+        ] = None,
     ) -> Response[TaskResponse]:
+        if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise ValidationFailed.single(
+                "Idempotency-Key", "Must be 1 to 255 printable ASCII characters"
+            )
         task = await work.tasks.create(
             current_user.id,
             title=data.title,
             description=data.description,
             completed=data.completed,
+            idempotency_key=idempotency_key,
         )
         response = _task_response(task, status_code=201)
         response.headers["Location"] = f"/api/tasks/{task.id}"

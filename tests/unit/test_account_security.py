@@ -10,6 +10,7 @@ import pytest
 from adapters.email import EmailValidatorPolicy
 from adapters.memory import (
     FixedClock,
+    InMemoryIdempotencyStore,
     InMemoryLoginAttemptStore,
     InMemoryRevocationStore,
     InMemoryTaskRepository,
@@ -75,7 +76,9 @@ def build(policy: ThrottlePolicy | None = None) -> World:
         clock=clock,
         ids=ids,
     )
-    tasks = TaskService(tasks=task_repository, clock=clock, ids=ids)
+    tasks = TaskService(
+        idempotency=InMemoryIdempotencyStore(), tasks=task_repository, clock=clock, ids=ids
+    )
     return World(accounts, tasks, task_repository, users, attempts, clock)
 
 

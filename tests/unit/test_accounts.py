@@ -13,6 +13,7 @@ import pytest
 from adapters.email import EmailValidatorPolicy
 from adapters.memory import (
     FixedClock,
+    InMemoryIdempotencyStore,
     InMemoryLoginAttemptStore,
     InMemoryRevocationStore,
     InMemoryTaskRepository,
@@ -98,7 +99,9 @@ def build(hasher: PasswordHasher | None = None) -> World:
         clock=clock,
         ids=ids,
     )
-    tasks = TaskService(tasks=task_repository, clock=clock, ids=ids)
+    tasks = TaskService(
+        idempotency=InMemoryIdempotencyStore(), tasks=task_repository, clock=clock, ids=ids
+    )
     return World(accounts, tasks, task_repository, clock, tokens, hasher)
 
 

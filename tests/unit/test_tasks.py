@@ -19,7 +19,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from adapters.memory import FixedClock, InMemoryTaskRepository
+from adapters.memory import FixedClock, InMemoryIdempotencyStore, InMemoryTaskRepository
 from adapters.system import RandomIds
 from application.tasks import (
     DEFAULT_PAGE_SIZE,
@@ -59,7 +59,13 @@ class World:
 def world() -> World:
     repository = InMemoryTaskRepository()
     clock = FixedClock(START)
-    return World(TaskService(tasks=repository, clock=clock, ids=RandomIds()), repository, clock)
+    return World(
+        TaskService(
+            idempotency=InMemoryIdempotencyStore(), tasks=repository, clock=clock, ids=RandomIds()
+        ),
+        repository,
+        clock,
+    )
 
 
 async def create_at(world: World, owner: UUID, title: str, at: datetime, **fields: Any) -> Task:
@@ -122,7 +128,12 @@ async def test_list_is_newest_first(world: World) -> None:
 async def test_list_breaks_created_at_ties_by_id_descending() -> None:
     ids = [UUID(int=n) for n in (5, 9, 1, 7)]
     repository = InMemoryTaskRepository()
-    service = TaskService(tasks=repository, clock=FixedClock(START), ids=SequentialIds(ids))
+    service = TaskService(
+        idempotency=InMemoryIdempotencyStore(),
+        tasks=repository,
+        clock=FixedClock(START),
+        ids=SequentialIds(ids),
+    )
     for n in range(4):
         await service.create(ALICE, title=f"task {n}")
     page = await service.list(ALICE, TaskQuery())
@@ -319,7 +330,10 @@ class OwnershipMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.clock = FixedClock(START)
         self.service = TaskService(
-            tasks=InMemoryTaskRepository(), clock=self.clock, ids=RandomIds()
+            idempotency=InMemoryIdempotencyStore(),
+            tasks=InMemoryTaskRepository(),
+            clock=self.clock,
+            ids=RandomIds(),
         )
         self.alice: dict[UUID, Expected] = {}
         self.bob: dict[UUID, Expected] = {}

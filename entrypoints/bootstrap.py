@@ -143,6 +143,7 @@ async def open_services(
         max_size=max(settings.pool_max_size, settings.pool_min_size),
         timeout=settings.pool_timeout_seconds,
         prepare_threshold=settings.prepare_threshold,
+        max_waiting=settings.pool_max_waiting,
     )
     await open_pool(pool, wait=wait_for_database, timeout=settings.pool_timeout_seconds)
     try:

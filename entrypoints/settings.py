@@ -29,6 +29,8 @@ class Settings:
     pool_min_size: int = 5
     pool_max_size: int = 15
     pool_timeout_seconds: float = 5.0
+    pool_max_waiting: int = 64
+    """Requests that may queue for a connection; beyond them, 503 at once."""
     prepare_threshold: int | None = 5
     """Executions of a statement before it is prepared; None: never (transaction poolers)."""
     previous_auth_secrets: tuple[str, ...] = ()
@@ -70,6 +72,9 @@ def load_settings(
         bcrypt_rounds=_integer(values, "BCRYPT_ROUNDS", 12, minimum=4, maximum=31),
         pool_min_size=_integer(values, "DATABASE_POOL_MIN", 5, minimum=1, maximum=1000),
         pool_max_size=_integer(values, "DATABASE_POOL_MAX", 15, minimum=1, maximum=1000),
+        pool_max_waiting=_integer(
+            values, "DATABASE_POOL_MAX_WAITING", 64, minimum=1, maximum=100_000
+        ),
         prepare_threshold=_prepare_threshold(values),
         metrics_token=values.get("METRICS_TOKEN") or None,
         log_level=_choice(values, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -102,13 +107,18 @@ def _auth_secret(configured: str | None, data_dir: Path) -> str:
         return secret_file.read_text().strip()
     data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
-    # O_EXCL: two processes starting at once cannot both write a different secret.
-    try:
-        descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return secret_file.read_text().strip()
+    # Written whole to a private file, then linked into place: of two processes starting at
+    # once, one wins and the other reads the winner's complete secret.
+    draft = data_dir / f".{_SECRET_FILE}.{os.getpid()}"
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write(secret + "\n")
+    try:
+        os.link(draft, secret_file)
+    except FileExistsError:
+        return secret_file.read_text().strip()
+    finally:
+        draft.unlink()
     log.warning(
         "BETTER_AUTH_SECRET is not set: generated one and kept it in %s. Set it to the secret "
         "the web frontend uses so that tokens work across both.",

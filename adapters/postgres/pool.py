@@ -5,9 +5,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 
-from application.errors import StorageUnavailable
+from application.errors import ServerBusy, StorageUnavailable
 
 
 def create_pool(
@@ -17,17 +17,20 @@ def create_pool(
     max_size: int = 15,
     timeout: float = 5.0,
     prepare_threshold: int | None = 5,
+    max_waiting: int = 64,
 ) -> AsyncConnectionPool:
     """A pool, not yet open: open it in the application's start-up, close it on shutdown.
 
     A statement run prepare_threshold times on a connection is prepared server-side from
     then on; None never prepares, for poolers in transaction mode (PgBouncer, Neon's pooled
-    endpoint) that cannot keep prepared statements."""
+    endpoint) that cannot keep prepared statements. Past max_waiting requests queued for a
+    connection, more are refused at once (ServerBusy) rather than left to time out."""
     return AsyncConnectionPool(
         url,
         min_size=min_size,
         max_size=max_size,
         timeout=timeout,
+        max_waiting=max_waiting,
         kwargs={"prepare_threshold": prepare_threshold},
         # A server restart or an idle timeout on a managed database kills connections silently.
         check=AsyncConnectionPool.check_connection,
@@ -88,6 +91,8 @@ async def unit_of_work(pool: AsyncConnectionPool) -> AsyncIterator[UnitOfWork]:
             await work.end(error)
             raise
         await work.end(None)
+    except TooManyRequests as error:
+        raise ServerBusy(retry_after_seconds=1) from error
     except (psycopg.OperationalError, PoolTimeout) as error:
         raise StorageUnavailable() from error
 
@@ -102,6 +107,8 @@ async def transaction(database: Database) -> AsyncIterator[psycopg.AsyncConnecti
                 yield connection
         else:
             yield await database.connection()
+    except TooManyRequests as error:
+        raise ServerBusy(retry_after_seconds=1) from error
     except (psycopg.OperationalError, PoolTimeout) as error:
         raise StorageUnavailable() from error
 

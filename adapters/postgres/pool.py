@@ -6,8 +6,15 @@ from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
+from psycopg_pool.base import AttemptWithBackoff
 
 from application.errors import ServerBusy, StorageUnavailable
+
+# psycopg_pool retries a lost connection after 1 s, then doubling each time: after a ten
+# second outage it would wait eight more before trying again. A steady half-second keeps
+# the service's recovery within a second or two of the database's.
+AttemptWithBackoff.INITIAL_DELAY = 0.5
+AttemptWithBackoff.DELAY_BACKOFF = 1.0
 
 
 def create_pool(

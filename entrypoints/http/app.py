@@ -9,17 +9,14 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from entrypoints.bootstrap import Services, database_url, open_services
-from entrypoints.http.controllers import (
-    APP_DEPENDENCIES,
-    AuthController,
-    TaskController,
-    health,
-    liveness,
-)
-from entrypoints.http.controllers import metrics as metrics_endpoint
+from entrypoints.http.auth import AuthController
+from entrypoints.http.dependencies import APP_DEPENDENCIES
 from entrypoints.http.edge import ObservedRequests, ProblemPreflights, SecurityHeaders
 from entrypoints.http.errors import EXCEPTION_HANDLERS, PROBLEM_JSON
+from entrypoints.http.health import health, liveness
+from entrypoints.http.health import metrics as metrics_endpoint
 from entrypoints.http.metrics import Metrics
+from entrypoints.http.tasks import TaskController
 from entrypoints.logs import configure_logging
 from entrypoints.settings import Settings, load_settings
 

@@ -1,0 +1,131 @@
+"""The auth routes: accounts, sessions and passwords."""
+
+from typing import Any
+
+from litestar import Controller, Request, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+from litestar.status_codes import HTTP_200_OK
+
+from application.accounts import AccountService
+from domain.users import User
+from entrypoints.http.dependencies import AUTHENTICATED, bearer_token, client_address
+from entrypoints.http.errors import StrictJsonDTO, responses
+from entrypoints.http.schemas import (
+    AuthResponse,
+    Credentials,
+    MessageResponse,
+    PasswordChange,
+    PasswordConfirmation,
+    UserResponse,
+)
+
+
+class AuthController(Controller):
+    path = "/api/auth"
+    tags = ["auth"]
+
+    @post(
+        "/register",
+        dto=StrictJsonDTO[Credentials],
+        return_dto=None,
+        responses=responses(400, 409, 413, 422, 429, 503),
+    )
+    async def register(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[Credentials],
+        accounts: NamedDependency[AccountService],
+    ) -> UserResponse:
+        user = await accounts.register(data.email, data.password, client_address(request))
+        return UserResponse.of(user)
+
+    @post(
+        "/login",
+        status_code=HTTP_200_OK,
+        dto=StrictJsonDTO[Credentials],
+        return_dto=None,
+        responses=responses(400, 401, 413, 422, 429, 503),
+    )
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[Credentials],
+        accounts: NamedDependency[AccountService],
+    ) -> AuthResponse:
+        session = await accounts.log_in(data.email, data.password, client_address(request))
+        return AuthResponse.of(session)
+
+    @post(
+        "/logout",
+        status_code=HTTP_200_OK,
+        responses=responses(401, 503),
+        security=[{"bearer": []}],
+    )
+    async def logout(
+        self, request: Request[Any, Any, Any], accounts: NamedDependency[AccountService]
+    ) -> MessageResponse:
+        await accounts.log_out(bearer_token(request))
+        return MessageResponse(message="Logged out successfully")
+
+    @get(
+        "/me",
+        dependencies=AUTHENTICATED,
+        responses=responses(401, 503),
+        security=[{"bearer": []}],
+    )
+    async def me(self, current_user: NamedDependency[User]) -> UserResponse:
+        return UserResponse.of(current_user)
+
+    @post(
+        "/logout-all",
+        status_code=HTTP_200_OK,
+        dependencies=AUTHENTICATED,
+        responses=responses(401, 503),
+        security=[{"bearer": []}],
+    )
+    async def logout_everywhere(
+        self, current_user: NamedDependency[User], accounts: NamedDependency[AccountService]
+    ) -> MessageResponse:
+        """Revokes every token of the caller issued up to now, on every device."""
+        await accounts.log_out_everywhere(current_user)
+        return MessageResponse(message="Logged out everywhere")
+
+    @post(
+        "/password",
+        status_code=HTTP_200_OK,
+        dependencies=AUTHENTICATED,
+        dto=StrictJsonDTO[PasswordChange],
+        return_dto=None,
+        responses=responses(400, 401, 413, 422, 429, 503),
+        security=[{"bearer": []}],
+    )
+    async def change_password(
+        self,
+        data: JSONBody[PasswordChange],
+        current_user: NamedDependency[User],
+        accounts: NamedDependency[AccountService],
+    ) -> AuthResponse:
+        """Changes the password and revokes every older token, this one included; the answer
+        carries a fresh token."""
+        session = await accounts.change_password(
+            current_user, data.current_password, data.new_password
+        )
+        return AuthResponse.of(session)
+
+    @delete(
+        "/me",
+        dependencies=AUTHENTICATED,
+        dto=StrictJsonDTO[PasswordConfirmation],
+        return_dto=None,
+        responses=responses(400, 401, 413, 422, 429, 503),
+        security=[{"bearer": []}],
+    )
+    async def delete_account(
+        self,
+        data: JSONBody[PasswordConfirmation],
+        current_user: NamedDependency[User],
+        accounts: NamedDependency[AccountService],
+    ) -> None:
+        """Deletes the account and all its tasks, once the password confirms it."""
+        await accounts.delete_account(current_user, data.password)

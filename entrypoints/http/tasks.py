@@ -1,0 +1,242 @@
+"""The task routes: a user's todo list."""
+
+import re
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Response, delete, get, patch, post, put
+from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
+from litestar.params import JSONBody, Parameter
+
+from application.tasks import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TaskQuery, TaskService
+from domain.errors import ValidationFailed
+from domain.tasks import Task, TaskChanges
+from domain.users import User
+from entrypoints.bootstrap import UseCases
+from entrypoints.http.dependencies import AUTHENTICATED_UNIT_OF_WORK
+from entrypoints.http.errors import StrictJsonDTO, responses
+from entrypoints.http.etags import etag_of, matches_none, versions_in
+from entrypoints.http.schemas import (
+    NewTask,
+    TaskChangesRequest,
+    TaskListResponse,
+    TaskResponse,
+    decode_cursor,
+    encode_cursor,
+)
+
+_IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+
+TaskId = Annotated[
+    str, Parameter(description="The task's id (a UUID).", schema_extra={"format": "uuid"})
+]
+
+
+IfMatch = Annotated[
+    str | None,
+    Parameter(
+        header="If-Match",
+        description="Change only if the task is still this version (its ETag): else 412.",
+    ),
+]
+IfNoneMatch = Annotated[
+    str | None,
+    Parameter(header="If-None-Match", description="304 if the task is still this version."),
+]
+_ETAG = ResponseHeader(
+    name="ETag",
+    description="The task's version, for If-Match and If-None-Match.",
+    documentation_only=True,
+)
+_NOT_MODIFIED = ResponseSpec(
+    data_container=None, description="The task is still the version named in If-None-Match"
+)
+
+
+def _task_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ValidationFailed.single("task_id", "Must be a UUID") from None
+
+
+class TaskController(Controller):
+    path = "/api/tasks"
+    tags = ["tasks"]
+    dependencies = AUTHENTICATED_UNIT_OF_WORK
+    security = [{"bearer": []}]
+
+    @get("/", responses=responses(401, 422, 503))
+    async def list_tasks(
+        self,
+        current_user: NamedDependency[User],
+        work: NamedDependency[UseCases],
+        limit: Annotated[
+            int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")
+        ] = DEFAULT_PAGE_SIZE,
+        offset: Annotated[int, Parameter(ge=0, description="Tasks to skip.")] = 0,
+        completed: Annotated[
+            Literal["true", "false"] | None,
+            Parameter(description="Only completed (true) or open (false) tasks."),
+        ] = None,
+        cursor: Annotated[
+            str | None,
+            Parameter(
+                description="Keyset paging: a previous page's `next_cursor`; the page starts "
+                "right after that page's last task. Not combinable with `offset`."
+            ),
+        ] = None,
+    ) -> TaskListResponse:
+        """The caller's tasks, newest first; `total` counts all that match the filter, and
+        `next_cursor` (null on the last page) fetches the next page as cheaply as the first."""
+        query = TaskQuery(
+            completed=None if completed is None else completed == "true",
+            limit=limit,
+            offset=offset,
+            after=None if cursor is None else decode_cursor(cursor),
+        )
+        page = await work.tasks.list(current_user.id, query)
+        next_position = page.next_position
+        return TaskListResponse(
+            tasks=[TaskResponse.of(task) for task in page.tasks],
+            total=page.total,
+            limit=limit,
+            offset=offset,
+            next_cursor=None if next_position is None else encode_cursor(next_position),
+        )
+
+    @post(
+        "/",
+        dto=StrictJsonDTO[NewTask],
+        return_dto=None,
+        responses=responses(400, 401, 409, 413, 422, 503),
+        response_headers=[_ETAG],
+    )
+    async def create_task(
+        self,
+        data: JSONBody[NewTask],
+        current_user: NamedDependency[User],
+        work: NamedDependency[UseCases],
+        idempotency_key: Annotated[
+            str | None,
+            Parameter(
+                header="Idempotency-Key",
+                description="Retries with the same key and body within 24 hours get the "
+                "first answer and create nothing; the same key with another body is a 422. "
+                "1 to 255 printable ASCII characters.",
+            ),
+        ] = None,
+    ) -> Response[TaskResponse]:
+        if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise ValidationFailed.single(
+                "Idempotency-Key", "Must be 1 to 255 printable ASCII characters"
+            )
+        task = await work.tasks.create(
+            current_user.id,
+            title=data.title,
+            description=data.description,
+            completed=data.completed,
+            idempotency_key=idempotency_key,
+        )
+        response = _task_response(task, status_code=201)
+        response.headers["Location"] = f"/api/tasks/{task.id}"
+        return response
+
+    @get(
+        "/{task_id:str}",
+        responses={**responses(401, 403, 404, 422, 503), 304: _NOT_MODIFIED},
+        response_headers=[_ETAG],
+    )
+    async def get_task(
+        self,
+        task_id: TaskId,
+        current_user: NamedDependency[User],
+        work: NamedDependency[UseCases],
+        if_none_match: IfNoneMatch = None,
+    ) -> Response[TaskResponse]:
+        """With `If-None-Match` naming the current ETag: 304 and no body."""
+        task = await work.tasks.get(current_user.id, _task_id(task_id))
+        if if_none_match is not None and matches_none(if_none_match, task):
+            # A 304 has no body; the annotation documents the 200.
+            return Response(None, status_code=304, headers={"ETag": etag_of(task)})  # type: ignore[arg-type]
+        return _task_response(task)
+
+    @put(
+        "/{task_id:str}",
+        dto=StrictJsonDTO[TaskChangesRequest],
+        return_dto=None,
+        responses=responses(400, 401, 403, 404, 412, 413, 422, 503),
+        response_headers=[_ETAG],
+    )
+    async def replace_task_fields(
+        self,
+        task_id: TaskId,
+        data: JSONBody[TaskChangesRequest],
+        current_user: NamedDependency[User],
+        work: NamedDependency[UseCases],
+        if_match: IfMatch = None,
+    ) -> Response[TaskResponse]:
+        """A partial update, exactly as PATCH: absent fields are unchanged."""
+        return await _update(task_id, data, current_user, work.tasks, if_match)
+
+    @patch(
+        "/{task_id:str}",
+        dto=StrictJsonDTO[TaskChangesRequest],
+        return_dto=None,
+        responses=responses(400, 401, 403, 404, 412, 413, 422, 503),
+        response_headers=[_ETAG],
+    )
+    async def update_task(
+        self,
+        task_id: TaskId,
+        data: JSONBody[TaskChangesRequest],
+        current_user: NamedDependency[User],
+        work: NamedDependency[UseCases],
+        if_match: IfMatch = None,
+    ) -> Response[TaskResponse]:
+        """Absent fields are unchanged; `"description": null` clears the description."""
+        return await _update(task_id, data, current_user, work.tasks, if_match)
+
+    @delete("/{task_id:str}", responses=responses(401, 403, 404, 412, 422, 503))
+    async def delete_task(
+        self,
+        task_id: TaskId,
+        current_user: NamedDependency[User],
+        work: NamedDependency[UseCases],
+        if_match: IfMatch = None,
+    ) -> None:
+        await work.tasks.delete(
+            current_user.id,
+            _task_id(task_id),
+            expected_versions=None if if_match is None else versions_in(if_match),
+        )
+
+
+def _task_response(task: Task, status_code: int = 200) -> Response[TaskResponse]:
+    return Response(TaskResponse.of(task), status_code=status_code, headers={"ETag": etag_of(task)})
+
+
+async def _update(
+    raw_task_id: str,
+    data: TaskChangesRequest,
+    current_user: User,
+    tasks: TaskService,
+    if_match: str | None,
+) -> Response[TaskResponse]:
+    changes = TaskChanges(
+        **{
+            name: value
+            for name in ("title", "description", "completed")
+            if (value := getattr(data, name)) is not msgspec.UNSET
+        }
+    )
+    task = await tasks.update(
+        current_user.id,
+        _task_id(raw_task_id),
+        changes,
+        expected_versions=None if if_match is None else versions_in(if_match),
+    )
+    return _task_response(task)

@@ -9,7 +9,7 @@ from litestar import Controller, Response, delete, get, patch, post, put
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
-from litestar.params import JSONBody, Parameter
+from litestar.params import HeaderParameter, JSONBody, Parameter
 
 from application.tasks import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TaskQuery, TaskService
 from domain.errors import ValidationFailed
@@ -37,14 +37,14 @@ TaskId = Annotated[
 
 IfMatch = Annotated[
     str | None,
-    Parameter(
-        header="If-Match",
+    HeaderParameter(
+        name="If-Match",
         description="Change only if the task is still this version (its ETag): else 412.",
     ),
 ]
 IfNoneMatch = Annotated[
     str | None,
-    Parameter(header="If-None-Match", description="304 if the task is still this version."),
+    HeaderParameter(name="If-None-Match", description="304 if the task is still this version."),
 ]
 _ETAG = ResponseHeader(
     name="ETag",
@@ -122,8 +122,8 @@ class TaskController(Controller):
         work: NamedDependency[UseCases],
         idempotency_key: Annotated[
             str | None,
-            Parameter(
-                header="Idempotency-Key",
+            HeaderParameter(
+                name="Idempotency-Key",
                 description="Retries with the same key and body within 24 hours get the "
                 "first answer and create nothing; the same key with another body is a 422. "
                 "1 to 255 printable ASCII characters.",

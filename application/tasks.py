@@ -21,7 +21,7 @@ from domain.tasks import (
 
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
-MAX_OFFSET = 2**63 - 1  # PostgreSQL's bigint: beyond it an offset means nothing
+MAX_OFFSET = 2**53 - 1  # the largest integer every JSON client reads exactly
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,8 @@ class TaskQuery:
     limit: int = DEFAULT_PAGE_SIZE
     offset: int = 0
     after: TaskPosition | None = None
-    """Keyset paging: the page starts after this task (a previous page's next_position)."""
+    """Keyset paging: the page starts after this task (a previous page's next_position), and
+    skips `offset` more from there."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -38,8 +39,6 @@ class TaskQuery:
             problems.append(FieldError("limit", f"Must be between 1 and {MAX_PAGE_SIZE}"))
         if not 0 <= self.offset <= MAX_OFFSET:
             problems.append(FieldError("offset", f"Must be between 0 and {MAX_OFFSET}"))
-        elif self.after is not None and self.offset:
-            problems.append(FieldError("offset", "Cannot be combined with a cursor"))
         if problems:
             raise ValidationFailed(problems)
 

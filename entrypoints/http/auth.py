@@ -15,6 +15,7 @@ from entrypoints.http.schemas import (
     AuthResponse,
     Credentials,
     MessageResponse,
+    NewAccount,
     PasswordChange,
     PasswordConfirmation,
     UserResponse,
@@ -27,14 +28,14 @@ class AuthController(Controller):
 
     @post(
         "/register",
-        dto=StrictJsonDTO[Credentials],
+        dto=StrictJsonDTO[NewAccount],
         return_dto=None,
         responses=responses(400, 409, 413, 422, 429, 503),
     )
     async def register(
         self,
         request: Request[Any, Any, Any],
-        data: JSONBody[Credentials],
+        data: JSONBody[NewAccount],
         accounts: NamedDependency[AccountService],
     ) -> UserResponse:
         user = await accounts.register(data.email, data.password, client_address(request))

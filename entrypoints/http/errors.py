@@ -4,14 +4,16 @@ application's errors to statuses and details."""
 import logging
 import re
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
 from litestar.dto import MsgspecDTO
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import Reference, Schema
 from litestar.types import ExceptionHandlersMap
+from litestar.typing import FieldDefinition
 
 from application.errors import InvalidCredentials, RetryLater, StorageUnavailable, WrongPassword
 from domain.errors import FieldError, ValidationFailed
@@ -19,6 +21,9 @@ from entrypoints.http.metrics import Metrics
 from entrypoints.http.schemas import FieldProblem, ProblemDetails
 from entrypoints.logs import request_id
 from entrypoints.problems import PROBLEMS
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
 
 log = logging.getLogger("todo_api.http")
 
@@ -115,6 +120,14 @@ _MISSING_FIELD = re.compile(r"^Object missing required field `(?P<name>[^`]+)`")
 class StrictJsonDTO(MsgspecDTO[_T]):
     """Decodes request bodies strictly: `"completed": "true"` is a 422, not a silent True
     (Litestar's own decoding coerces such values)."""
+
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: "SchemaCreator"
+    ) -> Reference | Schema:
+        # The body is documented from the Struct itself, with the rules its fields describe
+        # (lengths, patterns), rather than from the DTO's transfer model, which drops them.
+        return schema_creator.for_field_definition(FieldDefinition.from_annotation(cls.model_type))
 
     def decode_bytes(self, value: bytes) -> Any:
         try:

@@ -23,7 +23,7 @@ def versions_in(if_match: str) -> list[datetime] | None:
         if len(tag) < 3 or not (tag.startswith('"') and tag.endswith('"')):
             continue
         digits = tag[1:-1]
-        if digits.isdigit() and len(digits) <= 18:
+        if digits.isascii() and digits.isdigit() and len(digits) <= 18:
             try:
                 versions.append(_EPOCH + int(digits) * _MICROSECOND)
             except OverflowError:

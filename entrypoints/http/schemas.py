@@ -13,47 +13,78 @@ from domain.errors import ValidationFailed
 from domain.tasks import MAX_DESCRIPTION_LENGTH, MAX_TITLE_LENGTH, Task, TaskPosition
 from domain.users import MAX_EMAIL_LENGTH, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, User
 
-# The domain enforces the rules; these annotations only describe them in the OpenAPI document.
+_NO_NUL = r"^[^\x00]*$"
+
+
+def _documented(description: str, *, example: str | None = None, **rules: object) -> Meta:
+    """Describes a field's rules in the OpenAPI document only (JSON Schema keywords such as
+    minLength or pattern): the domain enforces them, with its own messages."""
+    schema: dict[str, object] = {"description": description, "extra": rules}
+    if example is not None:
+        schema["examples"] = [example]
+    return Meta(description=description, extra_json_schema=schema)
+
+
 _Title = Annotated[
     str,
-    Meta(
-        description=f"Trimmed; 1 to {MAX_TITLE_LENGTH} characters after trimming; no U+0000.",
-        examples=["Buy milk"],
+    _documented(
+        f"Trimmed; 1 to {MAX_TITLE_LENGTH} characters after trimming; no U+0000.",
+        example="Buy milk",
+        minLength=1,
+        maxLength=MAX_TITLE_LENGTH,
+        pattern=r"^[^\x00]*[^\s\x00][^\x00]*$",
     ),
 ]
 _Description = Annotated[
     str | None,
-    Meta(description=f"null or at most {MAX_DESCRIPTION_LENGTH} characters; no U+0000."),
+    _documented(
+        f"null or at most {MAX_DESCRIPTION_LENGTH} characters; no U+0000.",
+        maxLength=MAX_DESCRIPTION_LENGTH,
+        pattern=_NO_NUL,
+    ),
 ]
 _Email = Annotated[
     str,
-    Meta(
-        description=f"Valid address syntax, at most {MAX_EMAIL_LENGTH} characters; "
-        "case-insensitive.",
-        examples=["ada@example.com"],
+    _documented(
+        f"Valid address syntax, at most {MAX_EMAIL_LENGTH} characters; case-insensitive.",
+        example="ada@example.com",
+        format="email",
+        maxLength=MAX_EMAIL_LENGTH,
     ),
 ]
-_Password = Annotated[
+_NewPassword = Annotated[
     str,
-    Meta(
-        description=f"{MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters, never truncated.",
-        examples=["correct horse battery staple"],
+    _documented(
+        f"{MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters, never truncated, and not "
+        "easy to guess (zxcvbn score 2 or more, the email counting as known): else 422 "
+        "`Password is too weak`.",
+        example="correct horse battery staple",
+        format="password",
+        minLength=MIN_PASSWORD_LENGTH,
+        maxLength=MAX_PASSWORD_LENGTH,
+        pattern=_NO_NUL,
     ),
 ]
+_CurrentPassword = Annotated[str, _documented("The account's current password.", format="password")]
+
+
+class NewAccount(Struct, kw_only=True):
+    email: _Email
+    password: _NewPassword
 
 
 class Credentials(Struct, kw_only=True):
     email: _Email
-    password: _Password
+    password: _CurrentPassword
 
 
 class PasswordConfirmation(Struct, kw_only=True):
-    password: Annotated[str, Meta(description="The account's current password.")]
+    password: _CurrentPassword
 
 
 class PasswordChange(Struct, kw_only=True):
-    current_password: Annotated[str, Meta(description="The account's current password.")]
-    new_password: _Password
+    current_password: _CurrentPassword
+    new_password: _NewPassword
 
 
 class UserResponse(Struct, kw_only=True, frozen=True):

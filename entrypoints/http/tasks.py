@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, Parameter
 
-from application.tasks import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TaskQuery, TaskService
+from application.tasks import DEFAULT_PAGE_SIZE, MAX_OFFSET, MAX_PAGE_SIZE, TaskQuery, TaskService
 from domain.errors import ValidationFailed
 from domain.tasks import Task, TaskChanges
 from domain.users import User
@@ -35,16 +35,23 @@ TaskId = Annotated[
 ]
 
 
+# Optional headers are documented as plain strings: "null" is no header value.
+_OPTIONAL_STRING = {"oneOf": None, "type": "string"}
 IfMatch = Annotated[
     str | None,
     HeaderParameter(
         name="If-Match",
         description="Change only if the task is still this version (its ETag): else 412.",
+        schema_extra=_OPTIONAL_STRING,
     ),
 ]
 IfNoneMatch = Annotated[
     str | None,
-    HeaderParameter(name="If-None-Match", description="304 if the task is still this version."),
+    HeaderParameter(
+        name="If-None-Match",
+        description="304 if the task is still this version.",
+        schema_extra=_OPTIONAL_STRING,
+    ),
 ]
 _ETAG = ResponseHeader(
     name="ETag",
@@ -77,7 +84,7 @@ class TaskController(Controller):
         limit: Annotated[
             int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")
         ] = DEFAULT_PAGE_SIZE,
-        offset: Annotated[int, Parameter(ge=0, description="Tasks to skip.")] = 0,
+        offset: Annotated[int, Parameter(ge=0, le=MAX_OFFSET, description="Tasks to skip.")] = 0,
         completed: Annotated[
             Literal["true", "false"] | None,
             Parameter(description="Only completed (true) or open (false) tasks."),
@@ -86,7 +93,12 @@ class TaskController(Controller):
             str | None,
             Parameter(
                 description="Keyset paging: a previous page's `next_cursor`; the page starts "
-                "right after that page's last task. Not combinable with `offset`."
+                "right after that page's last task (then skips `offset` more).",
+                schema_extra={
+                    **_OPTIONAL_STRING,
+                    "format": "task-cursor",
+                    "pattern": "^[A-Za-z0-9_-]+$",
+                },
             ),
         ] = None,
     ) -> TaskListResponse:
@@ -124,6 +136,13 @@ class TaskController(Controller):
             str | None,
             HeaderParameter(
                 name="Idempotency-Key",
+                schema_extra={
+                    **_OPTIONAL_STRING,
+                    "minLength": 1,
+                    "maxLength": 255,
+                    "pattern": "^[\\x20-\\x7e]+$",
+                    "format": "idempotency-key",
+                },
                 description="Retries with the same key and body within 24 hours get the "
                 "first answer and create nothing; the same key with another body is a 422. "
                 "1 to 255 printable ASCII characters.",

@@ -46,7 +46,8 @@ _Description = Annotated[
 _Email = Annotated[
     str,
     _documented(
-        f"Valid address syntax, at most {MAX_EMAIL_LENGTH} characters; case-insensitive.",
+        f"Valid address syntax, at most {MAX_EMAIL_LENGTH} characters; case-insensitive. "
+        "Special-use domains (.test, .local, .invalid, .localhost, .onion, .arpa) are refused.",
         example="ada@example.com",
         format="email",
         maxLength=MAX_EMAIL_LENGTH,

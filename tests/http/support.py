@@ -73,6 +73,18 @@ def assert_problem(
     return body
 
 
+# Headers that differ on every request by design and say nothing about the request itself.
+PER_REQUEST_HEADERS = {"x-request-id"}
+
+
+def comparable_headers(
+    response: httpx.Response, *, ignore: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """The response's headers, without those that differ on every request (and `ignore`)."""
+    skipped = PER_REQUEST_HEADERS | {name.lower() for name in ignore}
+    return {name: value for name, value in response.headers.items() if name not in skipped}
+
+
 def error_fields(response: httpx.Response) -> set[str]:
     """The fields a 422 problem names."""
     body = assert_problem(response, 422)

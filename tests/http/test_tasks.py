@@ -182,7 +182,13 @@ def test_list_is_empty_with_the_default_page(client: Client, alice: Account) -> 
 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {"tasks": [], "total": 0, "limit": 100, "offset": 0}
+    assert response.json() == {
+        "tasks": [],
+        "total": 0,
+        "limit": 100,
+        "offset": 0,
+        "next_cursor": None,
+    }
 
 
 def test_list_is_newest_first_and_paged(client: Client, alice: Account) -> None:
@@ -195,6 +201,7 @@ def test_list_is_newest_first_and_paged(client: Client, alice: Account) -> None:
     assert (everything["limit"], everything["offset"]) == (100, 0)
 
     page = client.get("/api/tasks?limit=2&offset=1", headers=alice.headers).json()
+    assert isinstance(page.pop("next_cursor"), str)  # more pages follow
     assert page == {"tasks": newest_first[1:3], "total": 5, "limit": 2, "offset": 1}
 
     pages = [
@@ -205,7 +212,13 @@ def test_list_is_newest_first_and_paged(client: Client, alice: Account) -> None:
     assert all(page["total"] == 5 for page in pages)
 
     beyond = client.get("/api/tasks?offset=10", headers=alice.headers).json()
-    assert beyond == {"tasks": [], "total": 5, "limit": 100, "offset": 10}
+    assert beyond == {
+        "tasks": [],
+        "total": 5,
+        "limit": 100,
+        "offset": 10,
+        "next_cursor": None,
+    }
 
     boundaries = client.get("/api/tasks?limit=1000&offset=0", headers=alice.headers)
     assert boundaries.status_code == 200
@@ -228,7 +241,14 @@ def test_list_filters_on_completed(client: Client, alice: Account) -> None:
     assert not_completed["total"] == 2
 
     paged = client.get("/api/tasks?completed=true&limit=1&offset=1", headers=alice.headers)
-    assert paged.json() == {"tasks": [done[1]], "total": 3, "limit": 1, "offset": 1}
+    assert paged.json() == {
+        "tasks": [done[1]],
+        "total": 3,
+        "limit": 1,
+        "offset": 1,
+        "next_cursor": paged.json()["next_cursor"],
+    }
+    assert isinstance(paged.json()["next_cursor"], str)  # done[2] follows
 
 
 def test_list_never_shows_another_users_tasks(client: Client, alice: Account, bob: Account) -> None:

@@ -60,6 +60,17 @@ def test_each_variable_is_read(tmp_path: Path) -> None:
         ("BCRYPT_ROUNDS", "3"),
         ("DATABASE_POOL_MAX", "many"),
         ("DATABASE_PREPARE_THRESHOLD", "sometimes"),
+        ("DATABASE_POOL_MAX_WAITING", "0"),
+        ("DATABASE_POOL_MAX_WAITING", "100001"),
+        ("DATABASE_POOL_MAX_WAITING", "lots"),
+        ("LOG_LEVEL", "verbose"),
+        ("LOG_LEVEL", "TRACE"),
+        ("LOG_FORMAT", "xml"),
+        ("LOG_FORMAT", "jsonl"),
+        ("SHUTDOWN_GRACE_SECONDS", "-1"),
+        ("SHUTDOWN_GRACE_SECONDS", "3601"),
+        ("SHUTDOWN_GRACE_SECONDS", "soon"),
+        ("SHUTDOWN_GRACE_SECONDS", "1.5"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_variable(tmp_path: Path, name: str, value: str) -> None:
@@ -85,3 +96,80 @@ def test_the_environment_wins_over_the_dotenv_file(tmp_path: Path) -> None:
     )
     assert settings.auth_secret == SECRET
     assert settings.cors_origins == ("https://from-env.example",)
+
+
+def test_pool_and_observability_defaults(tmp_path: Path) -> None:
+    settings = settings_from(tmp_path, BETTER_AUTH_SECRET=SECRET)
+    assert settings.pool_max_waiting == 64
+    assert settings.metrics_token is None
+    assert settings.log_level == "INFO"
+    assert settings.log_format is None  # console on a terminal, JSON elsewhere
+    assert settings.shutdown_grace_seconds == 10
+
+
+def test_pool_and_observability_variables_are_read(tmp_path: Path) -> None:
+    settings = settings_from(
+        tmp_path,
+        BETTER_AUTH_SECRET=SECRET,
+        DATABASE_POOL_MAX_WAITING="200",
+        METRICS_TOKEN="scrape-me",
+        LOG_LEVEL="DEBUG",
+        LOG_FORMAT="json",
+        SHUTDOWN_GRACE_SECONDS="30",
+    )
+    assert settings.pool_max_waiting == 200
+    assert settings.metrics_token == "scrape-me"
+    assert (settings.log_level, settings.log_format) == ("DEBUG", "json")
+    assert settings.shutdown_grace_seconds == 30
+
+
+@pytest.mark.parametrize(
+    "name", ["METRICS_TOKEN", "LOG_LEVEL", "LOG_FORMAT", "DATABASE_POOL_MAX_WAITING"]
+)
+def test_an_empty_variable_means_its_default(tmp_path: Path, name: str) -> None:
+    settings = settings_from(tmp_path, BETTER_AUTH_SECRET=SECRET, **{name: ""})
+    defaults = settings_from(tmp_path, BETTER_AUTH_SECRET=SECRET)
+    assert settings == defaults
+
+
+@pytest.mark.parametrize(
+    ("value", "level"),
+    [("debug", "DEBUG"), ("Info", "INFO"), ("warning", "WARNING"), ("ERROR", "ERROR")],
+)
+def test_log_level_is_case_insensitive(tmp_path: Path, value: str, level: str) -> None:
+    assert settings_from(tmp_path, BETTER_AUTH_SECRET=SECRET, LOG_LEVEL=value).log_level == level
+
+
+@pytest.mark.parametrize(
+    ("value", "log_format"), [("json", "json"), ("JSON", "json"), ("Console", "console")]
+)
+def test_log_format_is_json_or_console(tmp_path: Path, value: str, log_format: str) -> None:
+    settings = settings_from(tmp_path, BETTER_AUTH_SECRET=SECRET, LOG_FORMAT=value)
+    assert settings.log_format == log_format
+
+
+def test_a_bad_log_level_names_the_variable_and_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        settings_from(tmp_path, BETTER_AUTH_SECRET=SECRET, LOG_LEVEL="loud")
+    message = str(caught.value)
+    assert "LOG_LEVEL" in message
+    assert "'loud'" in message
+    assert all(level in message for level in ("DEBUG", "INFO", "WARNING", "ERROR"))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SHUTDOWN_GRACE_SECONDS", 0),
+        ("SHUTDOWN_GRACE_SECONDS", 3600),
+        ("DATABASE_POOL_MAX_WAITING", 1),
+        ("DATABASE_POOL_MAX_WAITING", 100_000),
+    ],
+)
+def test_the_bounds_themselves_are_accepted(tmp_path: Path, name: str, value: int) -> None:
+    settings = settings_from(tmp_path, BETTER_AUTH_SECRET=SECRET, **{name: str(value)})
+    attribute = {
+        "SHUTDOWN_GRACE_SECONDS": "shutdown_grace_seconds",
+        "DATABASE_POOL_MAX_WAITING": "pool_max_waiting",
+    }[name]
+    assert getattr(settings, attribute) == value

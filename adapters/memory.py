@@ -162,6 +162,15 @@ class InMemoryLoginAttemptStore:
         self._failures[account_key] = recorded
         return recorded
 
+    async def release_failed_login(self, account_key: str) -> None:
+        current = self._failures.get(account_key)
+        if current is None:
+            return
+        if current.count > 1:
+            self._failures[account_key] = replace(current, count=current.count - 1)
+        else:
+            del self._failures[account_key]
+
     async def clear_failed_logins(self, account_key: str) -> None:
         self._failures.pop(account_key, None)
 

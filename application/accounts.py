@@ -1,11 +1,14 @@
 """Use cases of accounts: register, log in and out, who is calling, and account changes."""
 
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
 from application.errors import (
+    AuthenticationFailed,
     InvalidCredentials,
     InvalidToken,
     NotAuthenticated,
@@ -103,14 +106,13 @@ class AccountService:
         # Keyed on the normalised address: every spelling that reaches the account (case,
         # full-width letters) shares one counter.
         key = account_key(email)
-        await self._throttle.ensure_not_locked(key)
-        user = await self._users.get_by_email(email) if valid else None
-        if user is None:
-            await self._hasher.verify(password, await self._decoy())
-        if user is None or not await self._hasher.verify(password, user.password_hash):
-            await self._throttle.failed(key)
-            raise InvalidCredentials()
-        await self._throttle.succeeded(key)
+        async with self._password_attempt(key):
+            user = await self._users.get_by_email(email) if valid else None
+            if user is None:
+                await self._hasher.verify(password, await self._decoy())
+                raise InvalidCredentials()
+            if not await self._hasher.verify(password, user.password_hash):
+                raise InvalidCredentials()
         return self._session(user, self._clock.now())
 
     async def authenticate(self, token: str | None) -> User:
@@ -178,11 +180,23 @@ class AccountService:
 
     async def _confirm_password(self, user: User, password: str) -> None:
         # Guessing through a stolen token is throttled like guessing through the login.
-        key = account_key(user.email)
-        await self._throttle.ensure_not_locked(key)
-        if not await self._hasher.verify(password, user.password_hash):
-            await self._throttle.failed(key)
-            raise WrongPassword()
+        async with self._password_attempt(account_key(user.email)):
+            if not await self._hasher.verify(password, user.password_hash):
+                raise WrongPassword()
+
+    @asynccontextmanager
+    async def _password_attempt(self, key: str) -> AsyncIterator[None]:
+        """Counted as a failure up front (raising TooManyFailedLogins past the limit); cleared
+        when the block succeeds, kept when it fails, given back when it reached no verdict."""
+        await self._throttle.attempt(key)
+        try:
+            yield
+        except AuthenticationFailed:
+            raise
+        except BaseException:
+            await self._throttle.abandoned(key)
+            raise
+        await self._throttle.succeeded(key)
 
     async def _store(self, user: User) -> User:
         stored = await self._users.update(user)

@@ -177,6 +177,10 @@ class LoginAttemptStore(Protocol):
         Forgets windows that are over."""
         ...
 
+    async def release_failed_login(self, account_key: str) -> None:
+        """Takes back one counted failure (an attempt that reached no verdict)."""
+        ...
+
     async def clear_failed_logins(self, account_key: str) -> None: ...
 
     async def count_attempt(self, client: str, window_started_at: datetime) -> int:

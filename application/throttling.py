@@ -41,17 +41,20 @@ class LoginThrottle:
         if await self._store.count_attempt(client, window) > self._policy.attempts_per_minute:
             raise TooManyAttempts(_seconds_until(window + _MINUTE - now))
 
-    async def ensure_not_locked(self, key: str) -> None:
-        """Raises TooManyFailedLogins while the account's failures are at the limit."""
-        failed = await self._store.failed_logins(key)
-        if failed is None or failed.count < self._policy.max_failed_logins:
-            return
-        remaining = failed.window_started_at + self._policy.lockout - self._clock.now()
-        if remaining > timedelta(0):
+    async def attempt(self, key: str) -> None:
+        """Counts a password attempt on the account as a failure before the password is even
+        checked, in one atomic step of the store, so that simultaneous guesses cannot all slip
+        under the limit; raises TooManyFailedLogins past it. `succeeded` then clears the
+        count, and `abandoned` takes back an attempt that reached no verdict."""
+        now = self._clock.now()
+        recorded = await self._store.record_failed_login(key, now, self._policy.lockout)
+        if recorded.count > self._policy.max_failed_logins:
+            remaining = recorded.window_started_at + self._policy.lockout - now
             raise TooManyFailedLogins(_seconds_until(remaining))
 
-    async def failed(self, key: str) -> None:
-        await self._store.record_failed_login(key, self._clock.now(), self._policy.lockout)
+    async def abandoned(self, key: str) -> None:
+        """The attempt ended without a verdict (server busy, database down): not a failure."""
+        await self._store.release_failed_login(key)
 
     async def succeeded(self, key: str) -> None:
         await self._store.clear_failed_logins(key)

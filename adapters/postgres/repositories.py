@@ -322,6 +322,20 @@ class PostgresLoginAttemptStore:
             assert row is not None
             return FailedLogins(row[0], _utc(row[1]))
 
+    async def release_failed_login(self, account_key: str) -> None:
+        async with transaction(self._database) as connection:
+            await connection.execute(
+                """WITH released AS (
+                       UPDATE login_failures SET failures = failures - 1
+                       WHERE account_key = %(key)s AND failures > 1
+                       RETURNING 1
+                   )
+                   DELETE FROM login_failures
+                   WHERE account_key = %(key)s AND failures = 1
+                     AND NOT EXISTS (SELECT FROM released)""",
+                {"key": account_key},
+            )
+
     async def clear_failed_logins(self, account_key: str) -> None:
         async with transaction(self._database) as connection:
             await connection.execute(

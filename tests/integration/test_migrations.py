@@ -26,11 +26,15 @@ ALL = [m.id for m in read_migrations(str(MIGRATIONS_DIR))]
 USERS_AND_TASKS = "0001.users-and-tasks"
 REVOKED_TOKENS = "0002.revoked-tokens"
 LOGIN_THROTTLING = "0003.login-throttling-and-token-cutoff"
+TASK_COUNTS = "0004.task-counts"
+IDEMPOTENCY_KEYS = "0005.idempotency-keys"
 # The tables each known migration creates; later migrations add their own.
 TABLES_OF = {
     USERS_AND_TASKS: {"users", "tasks"},
     REVOKED_TOKENS: {"revoked_tokens"},
     LOGIN_THROTTLING: {"login_failures", "auth_attempts"},
+    TASK_COUNTS: {"task_counts"},
+    IDEMPOTENCY_KEYS: {"idempotency_keys"},
 }
 KNOWN_TABLES = set().union(*TABLES_OF.values())
 USER_COLUMNS_OF_0001 = {"id", "email", "password_hash", "created_at", "updated_at"}
@@ -163,6 +167,37 @@ def user_and_task(url: str, user_id: uuid.UUID, task_id: uuid.UUID) -> tuple[obj
     return tuple(row)
 
 
+def triggers_on_tasks(url: str) -> set[str]:
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'tasks'::regclass AND NOT tgisinternal"
+        ).fetchall()
+    return {name for (name,) in rows}
+
+
+def task_counts_of(url: str) -> dict[uuid.UUID, tuple[int, int]]:
+    with psycopg.connect(url) as connection:
+        rows = connection.execute("SELECT user_id, total, completed FROM task_counts").fetchall()
+    return {user_id: (total, completed) for user_id, total, completed in rows}
+
+
+def insert_tasks_of(
+    connection: psycopg.Connection, email: str, *, completed: int, open_: int
+) -> uuid.UUID:
+    """A user with `completed` completed and `open_` open tasks; returns the user."""
+    user_id = uuid.uuid4()
+    connection.execute(
+        "INSERT INTO users (id, email, password_hash) VALUES (%s, %s, 'h')", (user_id, email)
+    )
+    connection.execute(
+        """INSERT INTO tasks (id, user_id, title, completed)
+           SELECT gen_random_uuid(), %(user)s, 'task ' || n, n <= %(completed)s
+           FROM generate_series(1, %(completed)s + %(open)s) AS n""",
+        {"user": user_id, "completed": completed, "open": open_},
+    )
+    return user_id
+
+
 # --- the migrations in the folder --------------------------------------------------------------
 
 
@@ -170,7 +205,13 @@ def test_the_migrations_are_found_oldest_first_each_with_its_rollback() -> None:
     stems = sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql") if not p.stem.endswith("rollback"))
 
     assert stems == ALL
-    assert ALL[:3] == [USERS_AND_TASKS, REVOKED_TOKENS, LOGIN_THROTTLING]
+    assert ALL[:5] == [
+        USERS_AND_TASKS,
+        REVOKED_TOKENS,
+        LOGIN_THROTTLING,
+        TASK_COUNTS,
+        IDEMPOTENCY_KEYS,
+    ]
     for migration in ALL:
         assert (MIGRATIONS_DIR / f"{migration}.rollback.sql").is_file(), migration
 
@@ -191,6 +232,20 @@ def test_the_login_throttling_migration_adds_the_token_cutoff_to_users(
 
     assert ("users", "tokens_valid_after", "timestamp with time zone", "YES", "") in added
     assert {column[0] for column in added} == {"users", "login_failures", "auth_attempts"}
+
+
+def test_the_task_counts_migration_adds_its_counting_triggers_and_functions(
+    schema_after: list[Schema],
+) -> None:
+    step = ALL.index(TASK_COUNTS) + 1
+    triggers = schema_after[step]["triggers"] - schema_after[step - 1]["triggers"]
+    functions = schema_after[step]["functions"] - schema_after[step - 1]["functions"]
+
+    assert {(table, name) for table, name, _ in triggers} == {
+        ("tasks", "tasks_count"),
+        ("tasks", "tasks_truncate_counts"),
+    }
+    assert {name for name, _ in functions} == {"count_tasks", "forget_task_counts"}
 
 
 # --- applying ----------------------------------------------------------------------------------
@@ -375,6 +430,108 @@ def test_the_schema_works_after_a_full_round_trip(fresh_url: str) -> None:
             connection.execute("INSERT INTO auth_attempts VALUES ('10.0.0.1', %s, 1)", (cutoff,))
         with pytest.raises(psycopg.errors.CheckViolation), connection.transaction():
             connection.execute("INSERT INTO login_failures VALUES ('z', 0, now())")
+
+
+# --- rolling back task counts and idempotency keys --------------------------------------------
+
+
+def test_rolling_back_the_idempotency_keys_migration_drops_its_table_and_keeps_the_rest(
+    fresh_url: str,
+) -> None:
+    migrator = Migrator(fresh_url)
+    migrator.apply()
+    user_id, task_id = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(fresh_url) as connection:
+        insert_user(connection, user_id)
+        insert_task(connection, task_id, user_id)
+        connection.execute(
+            """INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at)
+               VALUES (%s, 'key', 'fingerprint', now())""",
+            (user_id,),
+        )
+    position = ALL.index(IDEMPOTENCY_KEYS)
+
+    assert migrator.rollback(steps=len(ALL) - position) == list(reversed(ALL[position:]))
+
+    assert applied(migrator) == only_first(position)
+    assert "idempotency_keys" not in app_tables(fresh_url)
+    assert app_tables(fresh_url) == set().union(*(TABLES_OF[m] for m in ALL[:position]))
+    assert user_and_task(fresh_url, user_id, task_id) == ("a@x.io", "h", "kept")
+    assert task_counts_of(fresh_url) == {user_id: (1, 0)}
+
+    assert migrator.apply() == ALL[position:]
+    with psycopg.connect(fresh_url) as connection:
+        assert connection.execute("SELECT count(*) FROM idempotency_keys").fetchone() == (0,)
+
+
+def test_rolling_back_the_task_counts_migration_drops_its_table_triggers_and_functions(
+    fresh_url: str,
+) -> None:
+    migrator = Migrator(fresh_url)
+    migrator.apply()
+    assert triggers_on_tasks(fresh_url) == {
+        "tasks_updated_at",
+        "tasks_count",
+        "tasks_truncate_counts",
+    }
+    user_id, task_id = uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(fresh_url) as connection:
+        insert_user(connection, user_id)
+        insert_task(connection, task_id, user_id)
+    position = ALL.index(TASK_COUNTS)
+
+    assert migrator.rollback(steps=len(ALL) - position) == list(reversed(ALL[position:]))
+
+    assert applied(migrator) == only_first(position)
+    assert {"task_counts", "idempotency_keys"}.isdisjoint(app_tables(fresh_url))
+    assert triggers_on_tasks(fresh_url) == {"tasks_updated_at"}
+    assert app_functions(fresh_url) == {"update_updated_at_column"}
+    assert user_and_task(fresh_url, user_id, task_id) == ("a@x.io", "h", "kept")
+    # Nothing left behind fires on tasks any more: every kind of write works.
+    with psycopg.connect(fresh_url) as connection:
+        insert_task(connection, uuid.uuid4(), user_id)
+        connection.execute("UPDATE tasks SET completed = true WHERE id = %s", (task_id,))
+        connection.execute("DELETE FROM tasks WHERE id = %s", (task_id,))
+        connection.execute("TRUNCATE tasks")
+
+
+def test_reapplying_the_task_counts_migration_counts_the_tasks_already_there(
+    fresh_url: str,
+) -> None:
+    migrator = Migrator(fresh_url)
+    migrator.apply()
+    position = ALL.index(TASK_COUNTS)
+    migrator.rollback(steps=len(ALL) - position)
+    with psycopg.connect(fresh_url) as connection:
+        alice = insert_tasks_of(connection, "alice@x.io", completed=2, open_=3)
+        bob = insert_tasks_of(connection, "bob@x.io", completed=0, open_=3)
+        carol = insert_tasks_of(connection, "carol@x.io", completed=0, open_=0)
+        dave = insert_tasks_of(connection, "dave@x.io", completed=4, open_=0)
+        erin = insert_tasks_of(connection, "erin@x.io", completed=1, open_=1)
+        # Changes made while nothing counts them.
+        connection.execute("UPDATE tasks SET completed = true WHERE user_id = %s", (bob,))
+        connection.execute("DELETE FROM tasks WHERE user_id = %s AND completed", (erin,))
+
+    assert migrator.apply() == ALL[position:]
+
+    counts = task_counts_of(fresh_url)
+    assert {user: counts.get(user, (0, 0)) for user in (alice, bob, carol, dave, erin)} == {
+        alice: (5, 2),
+        bob: (3, 3),
+        carol: (0, 0),
+        dave: (4, 4),
+        erin: (1, 0),
+    }
+    # From there on the triggers keep them.
+    with psycopg.connect(fresh_url) as connection:
+        insert_task(connection, uuid.uuid4(), carol)
+        connection.execute(
+            "DELETE FROM tasks WHERE id = (SELECT id FROM tasks WHERE user_id = %s AND completed"
+            " LIMIT 1)",
+            (alice,),
+        )
+    counts = task_counts_of(fresh_url)
+    assert (counts[alice], counts[carol]) == ((4, 1), (1, 0))
 
 
 # --- failures ----------------------------------------------------------------------------------

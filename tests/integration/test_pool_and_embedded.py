@@ -1,15 +1,20 @@
 """The connection pool when the database is away, and the embedded PostgreSQL server."""
 
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.embedded import start_embedded_postgres
+from adapters.embedded import _forget_dead_users, start_embedded_postgres
 from adapters.postgres.pool import create_pool, open_pool, ping, transaction
 from adapters.postgres.repositories import PostgresTaskRepository, PostgresUserRepository
 from application.errors import StorageUnavailable
@@ -161,3 +166,83 @@ def test_the_embedded_server_serves_queries_and_keeps_its_data_across_restarts(
 
     assert rows == [("written before the restart",)]
     assert (tmp_path / "postgres").is_dir()
+
+
+def a_dead_pid() -> int:
+    """The pid of a process that has run and exited: what a killed user leaves in the list."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    assert not psutil.pid_exists(process.pid)
+    return process.pid
+
+
+@pytest.fixture
+def a_live_pid() -> Iterator[int]:
+    """The pid of another process that runs for the length of the test."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        yield process.pid
+    finally:
+        process.kill()
+        process.wait()
+
+
+def postgres_servers_of(pgdata: Path) -> list[psutil.Process]:
+    """The running processes whose command line names the data directory."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if any(str(pgdata) in part for part in cmdline) and process.is_running():
+            found.append(process)
+    return found
+
+
+def test_forgetting_dead_users_drops_the_pids_of_exited_processes_and_keeps_live_ones(
+    tmp_path: Path, a_live_pid: int
+) -> None:
+    handles = tmp_path / ".handle_pids.json"
+    dead = [a_dead_pid(), a_dead_pid()]
+    handles.write_text(json.dumps([dead[0], os.getpid(), dead[1], a_live_pid]))
+
+    _forget_dead_users(tmp_path)
+
+    assert json.loads(handles.read_text()) == [os.getpid(), a_live_pid]
+
+
+def test_forgetting_dead_users_leaves_a_list_of_live_ones_a_missing_list_and_garbage_alone(
+    tmp_path: Path, a_live_pid: int
+) -> None:
+    _forget_dead_users(tmp_path)  # no list at all
+    assert not (tmp_path / ".handle_pids.json").exists()
+
+    handles = tmp_path / ".handle_pids.json"
+    for content in (json.dumps([a_live_pid, os.getpid()]), "not json {", ""):
+        handles.write_text(content)
+        _forget_dead_users(tmp_path)
+        assert handles.read_text() == content
+
+
+def test_the_embedded_server_stops_on_stop_although_a_killed_process_is_still_listed(
+    tmp_path: Path,
+) -> None:
+    pgdata = (tmp_path / "postgres").resolve()
+    start_embedded_postgres(tmp_path).stop()  # creates the data directory
+    assert postgres_servers_of(pgdata) == []
+    # A process that used the server was killed: it never took itself off the list.
+    (pgdata / ".handle_pids.json").write_text(json.dumps([a_dead_pid()]))
+
+    database = start_embedded_postgres(tmp_path)
+    try:
+        assert postgres_servers_of(pgdata) != []
+        with psycopg.connect(database.url) as connection:
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+        database.stop()
+
+        assert postgres_servers_of(pgdata) == []
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(database.url, connect_timeout=2).close()
+    finally:
+        # Whatever happened above, the server this test started does not outlive it.
+        for server in postgres_servers_of(pgdata):
+            server.terminate()
+            server.wait(10)

@@ -9,13 +9,14 @@ import random
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from adapters.email import EmailValidatorPolicy
 from adapters.memory import (
     FixedClock,
+    InMemoryIdempotencyStore,
     InMemoryLoginAttemptStore,
     InMemoryRevocationStore,
     InMemoryTaskRepository,
@@ -23,20 +24,24 @@ from adapters.memory import (
 )
 from adapters.postgres.pool import create_pool, open_pool
 from adapters.postgres.repositories import (
+    PostgresIdempotencyStore,
     PostgresLoginAttemptStore,
     PostgresRevocationStore,
     PostgresTaskRepository,
     PostgresUserRepository,
 )
 from application.ports import (
+    EarlierCreation,
     FailedLogins,
+    IdempotencyStore,
     LoginAttemptStore,
     RevocationStore,
+    TaskPage,
     TaskRepository,
     UserRepository,
 )
 from domain.errors import EmailAlreadyRegistered
-from domain.tasks import Task, TaskChanges, apply_changes, new_task
+from domain.tasks import Task, TaskChanges, TaskPosition, apply_changes, new_task
 from domain.users import User
 
 # Microseconds on purpose: PostgreSQL keeps them, and a round trip must not lose them.
@@ -49,6 +54,7 @@ class Repositories:
     tasks: TaskRepository
     revocations: RevocationStore
     logins: LoginAttemptStore
+    idempotency: IdempotencyStore
 
 
 @pytest.fixture(params=["memory", "postgres"])
@@ -60,6 +66,7 @@ async def repos(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
             tasks=tasks,
             revocations=InMemoryRevocationStore(clock=FixedClock(datetime.now(UTC))),
             logins=InMemoryLoginAttemptStore(),
+            idempotency=InMemoryIdempotencyStore(),
         )
         return
     url: str = request.getfixturevalue("clean_database")
@@ -71,6 +78,7 @@ async def repos(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
             tasks=PostgresTaskRepository(pool),
             revocations=PostgresRevocationStore(pool),
             logins=PostgresLoginAttemptStore(pool),
+            idempotency=PostgresIdempotencyStore(pool),
         )
     finally:
         await pool.close()
@@ -368,6 +376,131 @@ async def test_delete_removes_only_that_task_and_reports_whether_it_existed(
     assert await repos.tasks.delete(uuid.uuid4()) is False
 
 
+# --- conditional writes ------------------------------------------------------------------------
+
+MICROSECOND = timedelta(microseconds=1)
+
+
+def versions_that_do_not_match(version: datetime) -> list[list[datetime] | set[datetime]]:
+    return [
+        [version - MICROSECOND],
+        [version + MICROSECOND],
+        {version - timedelta(days=1), version + timedelta(seconds=1)},
+        [],  # an empty collection never matches
+        set(),
+    ]
+
+
+async def test_update_with_expected_versions_happens_only_when_the_stored_version_is_one_of_them(
+    repos: Repositories,
+) -> None:
+    owner = await repos.users.add(a_user())
+    task = await repos.tasks.add(a_task(owner, "Original", description="kept"))
+    v0 = task.updated_at
+    changed = apply_changes(task, TaskChanges(title="Changed"), datetime.now(UTC))
+
+    for versions in versions_that_do_not_match(v0):
+        assert await repos.tasks.update(changed, expected_versions=versions) is None, versions
+        assert await repos.tasks.get(task.id) == task
+
+    updated = await repos.tasks.update(
+        changed, expected_versions=[v0 - timedelta(seconds=1), v0, v0 + timedelta(seconds=1)]
+    )
+
+    assert updated is not None
+    assert (updated.title, updated.description) == ("Changed", "kept")
+    assert updated.updated_at > v0
+    assert await repos.tasks.get(task.id) == updated
+
+
+async def test_a_version_stops_matching_once_the_task_has_changed(repos: Repositories) -> None:
+    owner = await repos.users.add(a_user())
+    task = await repos.tasks.add(a_task(owner, "Original"))
+    v0 = task.updated_at
+    first = await repos.tasks.update(
+        apply_changes(task, TaskChanges(title="First"), datetime.now(UTC)), expected_versions={v0}
+    )
+    assert first is not None
+    v1 = first.updated_at
+
+    # A second writer that saw v0 loses, whether it updates or deletes.
+    stale = apply_changes(task, TaskChanges(title="Stale"), datetime.now(UTC))
+    assert await repos.tasks.update(stale, expected_versions=[v0]) is None
+    assert await repos.tasks.delete(task.id, expected_versions=[v0]) is False
+    assert await repos.tasks.get(task.id) == first
+
+    # The current version matches, however the instant is written.
+    kathmandu = timezone(timedelta(hours=5, minutes=45))
+    second = await repos.tasks.update(
+        apply_changes(first, TaskChanges(completed=True), datetime.now(UTC)),
+        expected_versions=(v0, v1.astimezone(kathmandu)),
+    )
+    assert second is not None
+    assert (second.title, second.completed) == ("First", True)
+    assert second.updated_at > v1
+
+
+async def test_update_without_expected_versions_is_unconditional(repos: Repositories) -> None:
+    owner = await repos.users.add(a_user())
+    task = await repos.tasks.add(a_task(owner, "Original"))
+    first = await repos.tasks.update(
+        apply_changes(task, TaskChanges(title="First"), datetime.now(UTC))
+    )
+    assert first is not None
+
+    # Built from the stale task: no version is checked.
+    second = await repos.tasks.update(
+        apply_changes(task, TaskChanges(title="Second"), datetime.now(UTC)),
+        expected_versions=None,
+    )
+
+    assert second is not None
+    assert second.title == "Second"
+    assert await repos.tasks.get(task.id) == second
+
+
+async def test_update_with_expected_versions_of_a_task_that_is_gone_is_none(
+    repos: Repositories,
+) -> None:
+    owner = await repos.users.add(a_user())
+    task = await repos.tasks.add(a_task(owner))
+    await repos.tasks.delete(task.id)
+
+    changed = apply_changes(task, TaskChanges(title="x"), datetime.now(UTC))
+    assert await repos.tasks.update(changed, expected_versions=[task.updated_at]) is None
+    assert await repos.tasks.get(task.id) is None
+
+
+async def test_delete_with_expected_versions_happens_only_when_the_stored_version_is_one_of_them(
+    repos: Repositories,
+) -> None:
+    owner = await repos.users.add(a_user())
+    task = await repos.tasks.add(a_task(owner, "doomed"))
+    other = await repos.tasks.add(a_task(owner, "other"))
+    v0 = task.updated_at
+
+    for versions in versions_that_do_not_match(v0):
+        assert await repos.tasks.delete(task.id, expected_versions=versions) is False, versions
+        assert await repos.tasks.get(task.id) == task
+
+    assert await repos.tasks.delete(task.id, expected_versions=[v0 + MICROSECOND, v0]) is True
+    assert await repos.tasks.get(task.id) is None
+    assert await repos.tasks.delete(task.id, expected_versions=[v0]) is False
+    assert await repos.tasks.get(other.id) == other
+
+
+async def test_delete_without_expected_versions_is_unconditional(repos: Repositories) -> None:
+    owner = await repos.users.add(a_user())
+    task = await repos.tasks.add(a_task(owner))
+    changed = await repos.tasks.update(
+        apply_changes(task, TaskChanges(title="changed"), datetime.now(UTC))
+    )
+    assert changed is not None
+
+    assert await repos.tasks.delete(task.id, expected_versions=None) is True
+    assert await repos.tasks.get(task.id) is None
+
+
 # --- listing -----------------------------------------------------------------------------------
 
 
@@ -488,6 +621,199 @@ async def test_a_list_never_contains_another_owners_tasks(repos: Repositories) -
     assert {t.id for t in bobs_page.tasks} == {t.id for t in bobs}
     nobody = await repos.tasks.list_for_owner(carol.id, completed=None, limit=100, offset=0)
     assert (list(nobody.tasks), nobody.total) == ([], 0)
+
+
+# --- keyset paging -----------------------------------------------------------------------------
+
+
+async def twelve_tasks_with_ties(repos: Repositories) -> tuple[User, list[Task]]:
+    """Twelve of one owner's tasks (every third completed) at five moments, most of them shared
+    by several tasks, some a microsecond apart; and another owner's tasks at the same moments."""
+    owner = await repos.users.add(a_user("alice@example.com"))
+    other = await repos.users.add(a_user("bob@example.com"))
+    moments = [T0 + timedelta(seconds=s, microseconds=us) for s, us in [(0, 0), (0, 1), (1, 0)]]
+    moments += [T0 - timedelta(days=1), T0 + timedelta(days=1)]
+    owners = [
+        a_task(owner, f"task {i}", completed=i % 3 == 0, at=moments[i % 5 if i < 10 else 0])
+        for i in range(12)
+    ]
+    others = [a_task(other, f"bob {i}", completed=i % 2 == 0, at=moments[i]) for i in range(5)]
+    await add_in_random_order(repos, [*owners, *others])
+    return owner, owners
+
+
+def matching(tasks: list[Task], completed: bool | None) -> list[Task]:
+    """The tasks a filter selects, newest first."""
+    selected = [t for t in tasks if completed is None or t.completed == completed]
+    return sorted(selected, key=lambda t: t.position, reverse=True)
+
+
+def assert_page_is_consistent(page: TaskPage) -> None:
+    if page.has_more:
+        assert page.tasks
+        assert page.next_position == page.tasks[-1].position
+    else:
+        assert page.next_position is None
+
+
+async def test_walking_keyset_pages_yields_every_task_once_in_the_order_of_offset_paging(
+    repos: Repositories,
+) -> None:
+    owner, tasks = await twelve_tasks_with_ties(repos)
+
+    for completed in (None, True, False):
+        expected = [t.id for t in matching(tasks, completed)]
+        assert len(set(expected)) == len(expected) > 0
+        # Some limits divide the number of matching tasks (12, 4 and 8) exactly, others do not.
+        for limit in (1, 3, 4, 5, 12, 50):
+            pages: list[TaskPage] = []
+            after: TaskPosition | None = None
+            while True:
+                page = await repos.tasks.list_for_owner(
+                    owner.id, completed=completed, limit=limit, after=after
+                )
+                pages.append(page)
+                assert len(pages) <= len(expected), "the walk does not end"
+                if page.next_position is None:
+                    break
+                after = page.next_position
+
+            offset_paged = [
+                t.id
+                for offset in range(0, len(expected), limit)
+                for t in (
+                    await repos.tasks.list_for_owner(
+                        owner.id, completed=completed, limit=limit, offset=offset
+                    )
+                ).tasks
+            ]
+            walked = [t.id for page in pages for t in page.tasks]
+            context = f"completed={completed} limit={limit}"
+            assert walked == expected, context
+            assert offset_paged == expected, context
+            # Full pages until the last, which is never empty and never says there is more.
+            assert [len(page.tasks) for page in pages[:-1]] == [limit] * (len(pages) - 1), context
+            assert 0 < len(pages[-1].tasks) <= limit, context
+            assert [page.has_more for page in pages] == [True] * (len(pages) - 1) + [False]
+            assert {page.total for page in pages} == {len(expected)}, context
+            for page in pages:
+                assert_page_is_consistent(page)
+
+
+async def test_after_a_task_lists_exactly_the_matching_tasks_strictly_after_it(
+    repos: Repositories,
+) -> None:
+    owner, tasks = await twelve_tasks_with_ties(repos)
+
+    for completed in (None, True, False):
+        selected = matching(tasks, completed)
+        # After each of the owner's tasks, whether or not the filter selects it.
+        for task in tasks:
+            expected = [t.id for t in selected if t.position < task.position]
+            whole = await repos.tasks.list_for_owner(
+                owner.id, completed=completed, limit=100, after=task.position
+            )
+            short = await repos.tasks.list_for_owner(
+                owner.id, completed=completed, limit=2, after=task.position
+            )
+            context = f"completed={completed} after={task.title}"
+            assert [t.id for t in whole.tasks] == expected, context
+            assert task.id not in [t.id for t in whole.tasks], context
+            assert (whole.has_more, whole.total) == (False, len(selected)), context
+            assert whole.next_position is None, context
+            assert [t.id for t in short.tasks] == expected[:2], context
+            assert short.has_more == (len(expected) > 2), context
+            assert short.total == len(selected), context
+            assert_page_is_consistent(short)
+
+
+async def test_ties_on_created_at_are_split_by_id_at_the_position(repos: Repositories) -> None:
+    owner = await repos.users.add(a_user())
+    tied = [a_task(owner, f"tied {i}", at=T0) for i in range(6)]
+    older = a_task(owner, "older", at=T0 - timedelta(microseconds=1))
+    newer = a_task(owner, "newer", at=T0 + timedelta(microseconds=1))
+    await add_in_random_order(repos, [*tied, older, newer])
+    ids = sorted((t.id for t in tied), reverse=True)
+    between = uuid.UUID(int=(ids[2].int + ids[3].int) // 2)  # no task has it
+    assert ids[3] < between < ids[2]
+
+    async def after(position: TaskPosition) -> list[uuid.UUID]:
+        page = await repos.tasks.list_for_owner(owner.id, completed=None, limit=100, after=position)
+        assert page.total == 8
+        return [t.id for t in page.tasks]
+
+    assert await after(TaskPosition(T0, ids[2])) == [*ids[3:], older.id]
+    assert await after(TaskPosition(T0, between)) == [*ids[3:], older.id]
+    assert await after(TaskPosition(T0, uuid.UUID(int=2**128 - 1))) == [*ids, older.id]
+    assert await after(TaskPosition(T0, uuid.UUID(int=0))) == [older.id]
+    assert await after(newer.position) == [*ids, older.id]
+    assert await after(older.position) == []
+    assert await after(TaskPosition(T0 + timedelta(days=1), uuid.UUID(int=0))) == [
+        newer.id,
+        *ids,
+        older.id,
+    ]
+    # The same instant written in another time zone is the same position.
+    kathmandu = timezone(timedelta(hours=5, minutes=45))
+    assert await after(TaskPosition(T0.astimezone(kathmandu), ids[2])) == [*ids[3:], older.id]
+
+
+async def test_a_position_past_the_last_task_gives_an_empty_last_page(
+    repos: Repositories,
+) -> None:
+    owner, tasks = await twelve_tasks_with_ties(repos)
+    oldest = min(t.position for t in tasks)
+
+    page = await repos.tasks.list_for_owner(owner.id, completed=None, limit=5, after=oldest)
+
+    assert list(page.tasks) == []
+    assert (page.total, page.has_more, page.next_position) == (12, False, None)
+
+
+async def test_after_and_offset_together_skip_offset_tasks_past_the_position(
+    repos: Repositories,
+) -> None:
+    owner, tasks = await twelve_tasks_with_ties(repos)
+    order = matching(tasks, None)
+
+    page = await repos.tasks.list_for_owner(
+        owner.id, completed=None, limit=4, offset=3, after=order[1].position
+    )
+    last = await repos.tasks.list_for_owner(
+        owner.id, completed=None, limit=4, offset=2, after=order[5].position
+    )
+
+    assert [t.id for t in page.tasks] == [t.id for t in order[5:9]]
+    assert (page.total, page.has_more, page.next_position) == (12, True, order[8].position)
+    assert [t.id for t in last.tasks] == [t.id for t in order[8:12]]
+    assert (last.total, last.has_more, last.next_position) == (12, False, None)
+
+
+async def test_has_more_is_false_on_a_page_that_ends_exactly_at_the_last_task(
+    repos: Repositories,
+) -> None:
+    owner, tasks = await twelve_tasks_with_ties(repos)
+    order = matching(tasks, None)
+
+    exact = await repos.tasks.list_for_owner(owner.id, completed=None, limit=12)
+    one_short = await repos.tasks.list_for_owner(owner.id, completed=None, limit=11)
+    exact_after = await repos.tasks.list_for_owner(
+        owner.id, completed=None, limit=10, after=order[1].position
+    )
+    short_after = await repos.tasks.list_for_owner(
+        owner.id, completed=None, limit=9, after=order[1].position
+    )
+
+    assert (len(exact.tasks), exact.has_more, exact.next_position) == (12, False, None)
+    assert (len(one_short.tasks), one_short.has_more) == (11, True)
+    assert one_short.next_position == order[10].position
+    assert (len(exact_after.tasks), exact_after.has_more, exact_after.next_position) == (
+        10,
+        False,
+        None,
+    )
+    assert (len(short_after.tasks), short_after.has_more) == (9, True)
+    assert short_after.next_position == order[10].position
 
 
 # --- revoked tokens ----------------------------------------------------------------------------
@@ -760,3 +1086,127 @@ async def test_counting_in_a_new_window_forgets_the_older_windows(repos: Reposit
     # Were the old window still remembered, these would be 4 and 2.
     assert await repos.logins.count_attempt("198.51.100.7", MINUTE) == 1
     assert await repos.logins.count_attempt("2001:db8::1", MINUTE) == 1
+
+
+# --- idempotency keys --------------------------------------------------------------------------
+
+TTL = timedelta(hours=24)
+
+
+async def recorded_task(repos: Repositories, owner: User) -> Task:
+    """A stored task whose every field differs from a fresh task's defaults."""
+    task = replace(
+        a_task(owner, "Ünïcödé ✓ title", description='a "quoted"\ndescription', completed=True),
+        updated_at=T0 + timedelta(minutes=1, microseconds=7),
+    )
+    return await repos.tasks.add(task)
+
+
+async def test_the_first_claim_of_a_key_is_none_and_a_second_sees_the_pending_first(
+    repos: Repositories,
+) -> None:
+    alice = await repos.users.add(a_user())
+
+    first = await repos.idempotency.claim(alice.id, "key-1", "fp-1", T0, TTL)
+    second = await repos.idempotency.claim(alice.id, "key-1", "fp-1", T0 + MICROSECOND, TTL)
+    # Another request under the same key: the first request's fingerprint comes back.
+    third = await repos.idempotency.claim(alice.id, "key-1", "fp-2", T0 + timedelta(hours=1), TTL)
+
+    assert first is None
+    assert second == EarlierCreation("fp-1", None)
+    assert third == EarlierCreation("fp-1", None)
+
+
+async def test_a_claim_after_the_record_returns_the_recorded_task(repos: Repositories) -> None:
+    alice = await repos.users.add(a_user())
+    task = await recorded_task(repos, alice)
+    assert await repos.idempotency.claim(alice.id, "key-1", "fp-1", T0, TTL) is None
+
+    await repos.idempotency.record(alice.id, "key-1", task)
+    earlier = await repos.idempotency.claim(alice.id, "key-1", "fp-2", T0 + timedelta(hours=1), TTL)
+
+    assert earlier is not None
+    assert earlier.fingerprint == "fp-1"
+    assert earlier.task == task
+    assert earlier.task is not None
+    for field in ("id", "owner_id", "title", "description", "completed"):
+        assert getattr(earlier.task, field) == getattr(task, field), field
+    assert (earlier.task.created_at, earlier.task.updated_at) == (task.created_at, task.updated_at)
+    assert_utc(earlier.task.created_at)
+    assert_utc(earlier.task.updated_at)
+
+
+async def test_a_recorded_task_without_description_or_with_an_empty_one_keeps_it(
+    repos: Repositories,
+) -> None:
+    alice = await repos.users.add(a_user())
+    for description in (None, ""):
+        key = f"key-{description!r}"
+        task = await repos.tasks.add(a_task(alice, description=description))
+        await repos.idempotency.claim(alice.id, key, "fp", T0, TTL)
+
+        await repos.idempotency.record(alice.id, key, task)
+
+        earlier = await repos.idempotency.claim(alice.id, key, "fp", T0, TTL)
+        assert earlier == EarlierCreation("fp", task)
+        assert earlier.task is not None
+        assert earlier.task.description == description
+        assert type(earlier.task.description) is type(description)
+
+
+async def test_keys_of_other_owners_and_other_keys_are_independent(repos: Repositories) -> None:
+    alice = await repos.users.add(a_user("alice@example.com"))
+    bob = await repos.users.add(a_user("bob@example.com"))
+    alices = await recorded_task(repos, alice)
+
+    assert await repos.idempotency.claim(alice.id, "shared", "fp-alice", T0, TTL) is None
+    assert await repos.idempotency.claim(bob.id, "shared", "fp-bob", T0, TTL) is None
+    assert await repos.idempotency.claim(alice.id, "other", "fp-other", T0, TTL) is None
+    await repos.idempotency.record(alice.id, "shared", alices)
+
+    later = T0 + timedelta(minutes=1)
+    assert await repos.idempotency.claim(bob.id, "shared", "x", later, TTL) == EarlierCreation(
+        "fp-bob", None
+    )
+    assert await repos.idempotency.claim(alice.id, "other", "x", later, TTL) == EarlierCreation(
+        "fp-other", None
+    )
+    assert await repos.idempotency.claim(alice.id, "shared", "x", later, TTL) == EarlierCreation(
+        "fp-alice", alices
+    )
+    assert await repos.idempotency.claim(bob.id, "other", "x", later, TTL) is None
+
+
+async def test_a_claim_once_the_ttl_has_passed_starts_afresh(repos: Repositories) -> None:
+    alice = await repos.users.add(a_user())
+    task = await recorded_task(repos, alice)
+    await repos.idempotency.claim(alice.id, "key-1", "fp-1", T0, TTL)
+    await repos.idempotency.record(alice.id, "key-1", task)
+
+    at_the_end = await repos.idempotency.claim(alice.id, "key-1", "fp-2", T0 + TTL, TTL)
+    past_it = await repos.idempotency.claim(alice.id, "key-1", "fp-3", T0 + TTL + MICROSECOND, TTL)
+    again = await repos.idempotency.claim(alice.id, "key-1", "fp-4", T0 + TTL + TTL, TTL)
+
+    assert at_the_end == EarlierCreation("fp-1", task)  # still within the ttl
+    assert past_it is None
+    assert again == EarlierCreation("fp-3", None)  # the new claim, not the old task
+
+
+async def test_a_claim_forgets_every_owners_keys_older_than_the_ttl(repos: Repositories) -> None:
+    alice = await repos.users.add(a_user("alice@example.com"))
+    bob = await repos.users.add(a_user("bob@example.com"))
+    task = await recorded_task(repos, alice)
+    await repos.idempotency.claim(alice.id, "old", "fp-old", T0, TTL)
+    await repos.idempotency.record(alice.id, "old", task)
+    await repos.idempotency.claim(alice.id, "young", "fp-young", T0 + TTL, TTL)
+
+    # Bob's claim, a day and a second later, forgets alice's old key but not her young one.
+    await repos.idempotency.claim(bob.id, "new", "fp-new", T0 + TTL + timedelta(seconds=1), TTL)
+
+    # Asked at a moment when it would still be within the ttl, the old key is gone for good.
+    assert (
+        await repos.idempotency.claim(alice.id, "old", "fp", T0 + timedelta(hours=1), TTL) is None
+    )
+    assert await repos.idempotency.claim(
+        alice.id, "young", "fp", T0 + timedelta(hours=25), TTL
+    ) == EarlierCreation("fp-young", None)

@@ -323,18 +323,20 @@ class PostgresLoginAttemptStore:
             return FailedLogins(row[0], _utc(row[1]))
 
     async def release_failed_login(self, account_key: str) -> None:
+        # Two statements, so that the DELETE sees what a concurrent release just committed
+        # (one statement would judge the row by its snapshot from before that release).
         async with transaction(self._database) as connection:
-            await connection.execute(
-                """WITH released AS (
-                       UPDATE login_failures SET failures = failures - 1
-                       WHERE account_key = %(key)s AND failures > 1
-                       RETURNING 1
-                   )
-                   DELETE FROM login_failures
-                   WHERE account_key = %(key)s AND failures = 1
-                     AND NOT EXISTS (SELECT FROM released)""",
+            decremented = await connection.execute(
+                """UPDATE login_failures SET failures = failures - 1
+                   WHERE account_key = %(key)s AND failures > 1
+                   RETURNING failures""",
                 {"key": account_key},
             )
+            if await decremented.fetchone() is None:
+                await connection.execute(
+                    "DELETE FROM login_failures WHERE account_key = %(key)s AND failures = 1",
+                    {"key": account_key},
+                )
 
     async def clear_failed_logins(self, account_key: str) -> None:
         async with transaction(self._database) as connection:

@@ -1047,6 +1047,84 @@ async def test_recording_a_failure_forgets_other_keys_whose_window_is_over(
     assert await repos.logins.failed_logins("other") == FailedLogins(1, now)
 
 
+async def test_releasing_a_failed_login_takes_one_back_and_keeps_the_window(
+    repos: Repositories,
+) -> None:
+    for minutes in range(3):
+        await repos.logins.record_failed_login("key-a", T0 + timedelta(minutes=minutes), WINDOW)
+
+    await repos.logins.release_failed_login("key-a")
+    assert await repos.logins.failed_logins("key-a") == FailedLogins(2, T0)
+    await repos.logins.release_failed_login("key-a")
+    stored = await repos.logins.failed_logins("key-a")
+
+    assert stored == FailedLogins(1, T0)
+    assert stored is not None
+    assert_utc(stored.window_started_at)
+    # The next failure counts on from there, in the same window.
+    assert await repos.logins.record_failed_login(
+        "key-a", T0 + timedelta(minutes=5), WINDOW
+    ) == FailedLogins(2, T0)
+
+
+async def test_releasing_the_only_failed_login_forgets_the_key(repos: Repositories) -> None:
+    await repos.logins.record_failed_login("key-a", T0, WINDOW)
+
+    await repos.logins.release_failed_login("key-a")
+
+    assert await repos.logins.failed_logins("key-a") is None
+    # Gone, not left at zero: the next failure opens a window of its own.
+    later = T0 + timedelta(minutes=1)
+    assert await repos.logins.record_failed_login("key-a", later, WINDOW) == FailedLogins(1, later)
+
+
+async def test_releasing_a_failed_login_of_an_unknown_key_does_nothing(
+    repos: Repositories,
+) -> None:
+    await repos.logins.record_failed_login("key-a", T0, WINDOW)
+    await repos.logins.record_failed_login("key-a", T0 + timedelta(seconds=1), WINDOW)
+
+    await repos.logins.release_failed_login("never-failed")
+
+    assert await repos.logins.failed_logins("never-failed") is None
+    assert await repos.logins.failed_logins("key-a") == FailedLogins(2, T0)
+    # Nor does releasing more than was recorded: the key is gone, and stays gone.
+    for _ in range(3):
+        await repos.logins.release_failed_login("key-a")
+    assert await repos.logins.failed_logins("key-a") is None
+
+
+async def test_releasing_a_key_leaves_the_other_keys_alone(repos: Repositories) -> None:
+    await repos.logins.record_failed_login("key-a", T0, WINDOW)
+    await repos.logins.record_failed_login("key-b", T0, WINDOW)
+    await repos.logins.record_failed_login("key-b", T0, WINDOW)
+
+    await repos.logins.release_failed_login("key-a")
+    await repos.logins.release_failed_login("key-b")
+
+    assert await repos.logins.failed_logins("key-a") is None
+    assert await repos.logins.failed_logins("key-b") == FailedLogins(1, T0)
+
+
+async def test_simultaneous_releases_each_take_one_failure_back(repos: Repositories) -> None:
+    # Attempts abandoned at the same moment (the hasher or the database overloaded for all of
+    # them) give back one failure each: none is lost, down to the deletion of the last one.
+    for _ in range(5):
+        for _ in range(8):
+            await repos.logins.record_failed_login("key-a", T0, WINDOW)
+        await repos.logins.record_failed_login("key-b", T0, WINDOW)
+        await repos.logins.record_failed_login("key-b", T0, WINDOW)
+
+        await asyncio.gather(
+            *(repos.logins.release_failed_login("key-a") for _ in range(8)),
+            repos.logins.release_failed_login("key-b"),
+        )
+
+        assert await repos.logins.failed_logins("key-a") is None
+        assert await repos.logins.failed_logins("key-b") == FailedLogins(1, T0)
+        await repos.logins.clear_failed_logins("key-b")
+
+
 # --- attempts per client -----------------------------------------------------------------------
 
 MINUTE = T0.replace(second=0, microsecond=0)

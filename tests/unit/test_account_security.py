@@ -1,6 +1,7 @@
 """AccountService hardening: login lockout, client limits, password change, logout everywhere,
 account deletion and weak passwords, on the in-memory adapters with a fixed clock."""
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
@@ -24,6 +25,8 @@ from application.accounts import AccountService, Session
 from application.errors import (
     InvalidCredentials,
     RetryLater,
+    ServerBusy,
+    StorageUnavailable,
     TokenRevoked,
     TooManyAttempts,
     TooManyFailedLogins,
@@ -42,14 +45,44 @@ NEW_PASSWORD = "purple elephant umbrella"
 CLIENT = "203.0.113.7"
 
 
+class CountingHasher(PlainTextHasher):
+    """Counts the passwords it checks; `busy` makes it refuse them as an overloaded bcrypt
+    pool does, and `yielding` lets other tasks run inside each check, as a real hash does."""
+
+    def __init__(self) -> None:
+        self.verifies = 0
+        self.busy = False
+        self.yielding = False
+
+    async def verify(self, password: str, password_hash: str) -> bool:
+        if self.busy:
+            raise ServerBusy(retry_after_seconds=1)
+        self.verifies += 1
+        if self.yielding:
+            await asyncio.sleep(0)
+        return await super().verify(password, password_hash)
+
+
+class FlakyUsers(InMemoryUserRepository):
+    """Whose lookups by email fail while `down`, as over a lost database connection."""
+
+    down = False
+
+    async def get_by_email(self, email: str) -> User | None:
+        if self.down:
+            raise StorageUnavailable()
+        return await super().get_by_email(email)
+
+
 @dataclass
 class World:
     accounts: AccountService
     tasks: TaskService
     task_repository: InMemoryTaskRepository
-    users: InMemoryUserRepository
+    users: FlakyUsers
     attempts: InMemoryLoginAttemptStore
     clock: FixedClock
+    hasher: CountingHasher
 
     def later(self, **delta: float) -> None:
         self.clock.set(self.clock.now() + timedelta(**delta))
@@ -62,12 +95,13 @@ def build(policy: ThrottlePolicy | None = None) -> World:
     # PyJWT checks iat and exp against the real time, so the fixed clock starts at the real now.
     clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
     task_repository = InMemoryTaskRepository()
-    users = InMemoryUserRepository(tasks=task_repository)
+    users = FlakyUsers(tasks=task_repository)
     attempts = InMemoryLoginAttemptStore()
+    hasher = CountingHasher()
     ids = RandomIds()
     accounts = AccountService(
         users=users,
-        hasher=PlainTextHasher(),
+        hasher=hasher,
         strength=ZxcvbnStrengthMeter(),
         tokens=JwtTokenService(SECRET),
         revocations=InMemoryRevocationStore(clock),
@@ -79,7 +113,7 @@ def build(policy: ThrottlePolicy | None = None) -> World:
     tasks = TaskService(
         idempotency=InMemoryIdempotencyStore(), tasks=task_repository, clock=clock, ids=ids
     )
-    return World(accounts, tasks, task_repository, users, attempts, clock)
+    return World(accounts, tasks, task_repository, users, attempts, clock, hasher)
 
 
 @pytest.fixture
@@ -191,9 +225,122 @@ async def test_the_lock_lifts_when_the_clock_passes_the_window(world: World) -> 
 async def test_a_locked_login_never_reaches_the_password_check(world: World) -> None:
     await world.accounts.register(EMAIL, PASSWORD)
     await fail_logins(world, 5)
-    with pytest.raises(TooManyFailedLogins):
+    assert (world.hasher.verifies, await failures_of(world)) == (5, 5)
+
+    with pytest.raises(TooManyFailedLogins) as wrong:
         await world.log_in("not the password")
-    assert await failures_of(world) == 5  # refused before counting another failure
+    world.later(minutes=1)
+    with pytest.raises(TooManyFailedLogins) as right:
+        await world.log_in(PASSWORD)
+
+    assert world.hasher.verifies == 5  # neither password was checked
+    # Each attempt is counted before the check, refused ones too; the window stays where the
+    # first failure put it, so counting them does not prolong the lock.
+    assert await failures_of(world) == 7
+    assert (wrong.value.retry_after_seconds, right.value.retry_after_seconds) == (900, 840)
+
+
+async def test_a_locked_password_confirmation_never_reaches_the_password_check(
+    world: World,
+) -> None:
+    user, _ = await signed_in(world)
+    await fail_logins(world, 5)
+    checked = world.hasher.verifies
+    with pytest.raises(TooManyFailedLogins):
+        await world.accounts.change_password(user, PASSWORD, NEW_PASSWORD)
+    with pytest.raises(TooManyFailedLogins):
+        await world.accounts.delete_account(user, PASSWORD)
+    assert world.hasher.verifies == checked
+    assert await world.accounts.find_by_email(EMAIL) == user
+
+
+async def test_simultaneous_wrong_guesses_check_at_most_five_passwords(world: World) -> None:
+    await world.accounts.register(EMAIL, PASSWORD)
+    world.hasher.yielding = True  # every guess is in flight before any verdict
+
+    results = await asyncio.gather(
+        *(world.log_in(f"guess {i}") for i in range(20)), return_exceptions=True
+    )
+
+    assert sum(isinstance(r, InvalidCredentials) for r in results) == 5
+    assert sum(isinstance(r, TooManyFailedLogins) for r in results) == 15
+    assert world.hasher.verifies == 5
+    with pytest.raises(TooManyFailedLogins):
+        await world.log_in()
+
+
+# --- attempts that reach no verdict -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("earlier_failures", [0, 3])
+@pytest.mark.parametrize("email", [EMAIL, "nobody@example.com"])
+async def test_a_login_the_busy_hasher_refuses_is_not_a_failure(
+    world: World, earlier_failures: int, email: str
+) -> None:
+    await world.accounts.register(EMAIL, PASSWORD)
+    await world.accounts.warm_up()  # the decoy hash of unknown emails
+    await fail_logins(world, earlier_failures, email)
+    world.hasher.busy = True
+
+    with pytest.raises(ServerBusy):
+        await world.accounts.log_in(email, "not the password")
+
+    assert await failures_of(world, email) == earlier_failures
+    if earlier_failures == 0:
+        assert await world.attempts.failed_logins(account_key(email)) is None
+
+
+async def test_busy_logins_never_lock_the_account(world: World) -> None:
+    user = await world.accounts.register(EMAIL, PASSWORD)
+    await fail_logins(world, 4)
+    world.hasher.busy = True
+    for _ in range(10):
+        with pytest.raises(ServerBusy):
+            await world.log_in("not the password")
+    world.hasher.busy = False
+    assert (await world.log_in()).user == user
+
+
+async def test_a_login_whose_user_lookup_fails_is_not_a_failure(world: World) -> None:
+    user = await world.accounts.register(EMAIL, PASSWORD)
+    await fail_logins(world, 2)
+    world.users.down = True
+    for _ in range(5):
+        with pytest.raises(StorageUnavailable):
+            await world.log_in("not the password")
+    assert await failures_of(world) == 2
+    world.users.down = False
+    assert (await world.log_in()).user == user
+
+
+async def test_a_password_change_the_busy_hasher_refuses_is_not_a_failure(
+    world: World,
+) -> None:
+    user, session = await signed_in(world)
+    with pytest.raises(WrongPassword):
+        await world.accounts.change_password(user, "not the password", NEW_PASSWORD)
+    world.hasher.busy = True
+
+    with pytest.raises(ServerBusy):
+        await world.accounts.change_password(user, PASSWORD, NEW_PASSWORD)
+
+    assert await failures_of(world) == 1
+    world.hasher.busy = False
+    assert await world.accounts.authenticate(session.token.token) == user
+    assert (await world.log_in()).user.id == user.id  # the password did not change
+
+
+async def test_an_account_deletion_the_busy_hasher_refuses_is_not_a_failure(
+    world: World,
+) -> None:
+    user, _ = await signed_in(world)
+    world.hasher.busy = True
+
+    with pytest.raises(ServerBusy):
+        await world.accounts.delete_account(user, "not the password")
+
+    assert await world.attempts.failed_logins(account_key(EMAIL)) is None
+    assert await world.accounts.find_by_email(EMAIL) == user
 
 
 # --- the per-client limit ---------------------------------------------------------------------

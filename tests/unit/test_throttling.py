@@ -1,5 +1,6 @@
 """LoginThrottle and ThrottlePolicy over the in-memory attempt store, on a fixed clock."""
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -7,6 +8,7 @@ import pytest
 
 from adapters.memory import FixedClock, InMemoryLoginAttemptStore
 from application.errors import RetryLater, TooManyAttempts, TooManyFailedLogins
+from application.ports import FailedLogins
 from application.throttling import LoginThrottle, ThrottlePolicy, account_key
 
 # 20.5 seconds into a minute, so per-minute windows and ceilings are visible.
@@ -53,96 +55,117 @@ def test_the_default_policy_is_the_one_the_issue_asks_for() -> None:
 # --- failed logins per account ----------------------------------------------------------------
 
 
+async def failures(throttled: Throttled, key: str = KEY) -> int:
+    recorded = await throttled.store.failed_logins(key)
+    return 0 if recorded is None else recorded.count
+
+
 async def test_an_account_without_failures_is_not_locked(lockout: Throttled) -> None:
-    await lockout.throttle.ensure_not_locked(KEY)
     assert await lockout.store.failed_logins(KEY) is None
+    await lockout.throttle.attempt(KEY)
+    # Counted up front: until it succeeds, the attempt is a failure.
+    assert await lockout.store.failed_logins(KEY) == FailedLogins(1, START)
 
 
-async def test_failures_below_the_limit_do_not_lock(lockout: Throttled) -> None:
-    for _ in range(2):
-        await lockout.throttle.failed(KEY)
-        await lockout.throttle.ensure_not_locked(KEY)
-    failed = await lockout.store.failed_logins(KEY)
-    assert failed is not None
-    assert failed.count == 2
+async def test_attempts_up_to_the_limit_do_not_lock(lockout: Throttled) -> None:
+    for count in range(1, 4):
+        await lockout.throttle.attempt(KEY)
+        assert await failures(lockout) == count
+    with pytest.raises(TooManyFailedLogins):
+        await lockout.throttle.attempt(KEY)  # the one past the limit
 
 
-async def test_the_limit_of_failures_locks_the_account_for_the_rest_of_the_window(
+async def test_past_the_limit_the_account_is_locked_for_the_rest_of_the_window(
     lockout: Throttled,
 ) -> None:
-    await lockout.throttle.failed(KEY)  # the window starts with the first failure
+    await lockout.throttle.attempt(KEY)  # the window starts with the first attempt
     lockout.later(minutes=1)
-    await lockout.throttle.failed(KEY)
-    await lockout.throttle.failed(KEY)
+    await lockout.throttle.attempt(KEY)
+    await lockout.throttle.attempt(KEY)
 
     lockout.later(minutes=1, seconds=0.4)  # 2 min 0.4 s into a 10-minute window
     with pytest.raises(TooManyFailedLogins) as caught:
-        await lockout.throttle.ensure_not_locked(KEY)
+        await lockout.throttle.attempt(KEY)
     assert caught.value.retry_after_seconds == 480  # 7 min 59.6 s, rounded up
     assert isinstance(caught.value, RetryLater)
 
 
+async def test_refused_attempts_are_counted_but_do_not_extend_the_lock(
+    lockout: Throttled,
+) -> None:
+    for _ in range(3):
+        await lockout.throttle.attempt(KEY)
+    for seconds_left in (600, 540, 480):
+        with pytest.raises(TooManyFailedLogins) as caught:
+            await lockout.throttle.attempt(KEY)
+        assert caught.value.retry_after_seconds == seconds_left
+        lockout.later(minutes=1)
+    assert await lockout.store.failed_logins(KEY) == FailedLogins(6, START)
+
+
 async def test_the_lock_reports_at_least_one_second_to_wait(lockout: Throttled) -> None:
     for _ in range(3):
-        await lockout.throttle.failed(KEY)
+        await lockout.throttle.attempt(KEY)
     lockout.at(START + timedelta(minutes=10) - timedelta(milliseconds=200))
     with pytest.raises(TooManyFailedLogins) as caught:
-        await lockout.throttle.ensure_not_locked(KEY)
-    assert caught.value.retry_after_seconds == 1
+        await lockout.throttle.attempt(KEY)
+    assert caught.value.retry_after_seconds == 1  # 0.2 s, rounded up
 
 
 async def test_the_lock_lifts_when_the_window_has_passed(lockout: Throttled) -> None:
     for _ in range(3):
-        await lockout.throttle.failed(KEY)
-    lockout.at(START + timedelta(minutes=10))
-    await lockout.throttle.ensure_not_locked(KEY)
+        await lockout.throttle.attempt(KEY)
+    with pytest.raises(TooManyFailedLogins):
+        await lockout.throttle.attempt(KEY)
+    lockout.at(START + timedelta(minutes=10))  # the window is over at exactly its end
+    await lockout.throttle.attempt(KEY)
 
 
 async def test_after_the_window_the_count_of_failures_restarts(lockout: Throttled) -> None:
     for _ in range(3):
-        await lockout.throttle.failed(KEY)
+        await lockout.throttle.attempt(KEY)
     restart = START + timedelta(minutes=10, seconds=1)
     lockout.at(restart)
 
-    await lockout.throttle.failed(KEY)
-    failed = await lockout.store.failed_logins(KEY)
-    assert failed is not None
-    assert (failed.count, failed.window_started_at) == (1, restart)
-    await lockout.throttle.ensure_not_locked(KEY)
-    await lockout.throttle.failed(KEY)
-    await lockout.throttle.ensure_not_locked(KEY)
-    await lockout.throttle.failed(KEY)  # the third failure of the new window locks again
+    await lockout.throttle.attempt(KEY)
+    assert await lockout.store.failed_logins(KEY) == FailedLogins(1, restart)
+    await lockout.throttle.attempt(KEY)
+    await lockout.throttle.attempt(KEY)
     with pytest.raises(TooManyFailedLogins) as caught:
-        await lockout.throttle.ensure_not_locked(KEY)
+        await lockout.throttle.attempt(KEY)  # the fourth attempt of the new window
     assert caught.value.retry_after_seconds == 600
 
 
 async def test_a_success_clears_the_failures(lockout: Throttled) -> None:
     for _ in range(3):
-        await lockout.throttle.failed(KEY)
+        await lockout.throttle.attempt(KEY)
     await lockout.throttle.succeeded(KEY)
     assert await lockout.store.failed_logins(KEY) is None
-    await lockout.throttle.ensure_not_locked(KEY)
+    await lockout.throttle.attempt(KEY)
+    assert await failures(lockout) == 1
 
 
 async def test_after_a_success_the_limit_counts_from_zero(lockout: Throttled) -> None:
-    await lockout.throttle.failed(KEY)
-    await lockout.throttle.failed(KEY)
+    await lockout.throttle.attempt(KEY)
+    await lockout.throttle.attempt(KEY)
     await lockout.throttle.succeeded(KEY)
-    await lockout.throttle.failed(KEY)
-    await lockout.throttle.failed(KEY)
-    await lockout.throttle.ensure_not_locked(KEY)  # four failures, but only two since
-    await lockout.throttle.failed(KEY)
+    for _ in range(3):
+        await lockout.throttle.attempt(KEY)  # five attempts, but only three since
     with pytest.raises(TooManyFailedLogins):
-        await lockout.throttle.ensure_not_locked(KEY)
+        await lockout.throttle.attempt(KEY)
 
 
 async def test_one_locked_account_leaves_the_others_alone(lockout: Throttled) -> None:
+    bob = account_key("bob@example.com")
     for _ in range(3):
-        await lockout.throttle.failed(KEY)
-    await lockout.throttle.ensure_not_locked(account_key("bob@example.com"))
+        await lockout.throttle.attempt(KEY)
     with pytest.raises(TooManyFailedLogins):
-        await lockout.throttle.ensure_not_locked(KEY)
+        await lockout.throttle.attempt(KEY)
+    await lockout.throttle.attempt(bob)
+    assert await failures(lockout, bob) == 1
+    await lockout.throttle.succeeded(bob)
+    with pytest.raises(TooManyFailedLogins):
+        await lockout.throttle.attempt(KEY)
 
 
 @pytest.mark.parametrize(
@@ -158,11 +181,106 @@ def test_account_key_tells_accounts_apart_and_hides_the_address() -> None:
     assert "alice" not in account_key("alice@example.com")
 
 
-async def test_failures_under_any_spelling_count_for_one_account(lockout: Throttled) -> None:
+async def test_attempts_under_any_spelling_count_for_one_account(lockout: Throttled) -> None:
     for spelling in ["alice@example.com", "ALICE@example.com", " Alice@Example.com "]:
-        await lockout.throttle.failed(account_key(spelling))
+        await lockout.throttle.attempt(account_key(spelling))
     with pytest.raises(TooManyFailedLogins):
-        await lockout.throttle.ensure_not_locked(account_key("alice@EXAMPLE.com"))
+        await lockout.throttle.attempt(account_key("alice@EXAMPLE.com"))
+
+
+# --- attempts that reach no verdict -------------------------------------------------------------
+
+
+async def test_abandoning_an_attempt_gives_back_exactly_one_failure(lockout: Throttled) -> None:
+    await lockout.throttle.attempt(KEY)
+    lockout.later(minutes=1)
+    await lockout.throttle.attempt(KEY)
+    await lockout.throttle.attempt(KEY)
+
+    await lockout.throttle.abandoned(KEY)
+
+    # One fewer, in the same window.
+    assert await lockout.store.failed_logins(KEY) == FailedLogins(2, START)
+
+
+async def test_abandoning_the_only_attempt_forgets_the_account(lockout: Throttled) -> None:
+    await lockout.throttle.attempt(KEY)
+
+    await lockout.throttle.abandoned(KEY)
+
+    assert await lockout.store.failed_logins(KEY) is None
+    # The next attempt opens a window of its own.
+    lockout.later(minutes=2)
+    await lockout.throttle.attempt(KEY)
+    assert await lockout.store.failed_logins(KEY) == FailedLogins(1, START + timedelta(minutes=2))
+
+
+async def test_abandoning_an_attempt_of_an_account_without_failures_changes_nothing(
+    lockout: Throttled,
+) -> None:
+    bob = account_key("bob@example.com")
+    await lockout.throttle.attempt(bob)
+    await lockout.throttle.abandoned(KEY)
+    assert await lockout.store.failed_logins(KEY) is None
+    assert await lockout.store.failed_logins(bob) == FailedLogins(1, START)
+
+
+async def test_abandoned_attempts_never_lock_the_account(lockout: Throttled) -> None:
+    for _ in range(10):
+        await lockout.throttle.attempt(KEY)
+        await lockout.throttle.abandoned(KEY)
+    for _ in range(3):
+        await lockout.throttle.attempt(KEY)
+    with pytest.raises(TooManyFailedLogins):
+        await lockout.throttle.attempt(KEY)
+
+
+async def test_a_given_back_attempt_frees_its_place_under_the_limit(lockout: Throttled) -> None:
+    for _ in range(3):
+        await lockout.throttle.attempt(KEY)
+    await lockout.throttle.abandoned(KEY)
+    await lockout.throttle.attempt(KEY)  # the third again
+    with pytest.raises(TooManyFailedLogins):
+        await lockout.throttle.attempt(KEY)
+
+
+# --- simultaneous attempts ----------------------------------------------------------------------
+
+
+class YieldingStore(InMemoryLoginAttemptStore):
+    """Lets other tasks run before each call, as a store over the network would; each call's
+    own step stays atomic."""
+
+    async def failed_logins(self, account_key: str) -> FailedLogins | None:
+        await asyncio.sleep(0)
+        return await super().failed_logins(account_key)
+
+    async def record_failed_login(
+        self, account_key: str, now: datetime, window: timedelta
+    ) -> FailedLogins:
+        await asyncio.sleep(0)
+        return await super().record_failed_login(account_key, now, window)
+
+
+@pytest.mark.parametrize("store_type", [InMemoryLoginAttemptStore, YieldingStore])
+@pytest.mark.parametrize("simultaneous", [3, 4, 20])
+async def test_simultaneous_attempts_let_at_most_the_limit_through(
+    store_type: type[InMemoryLoginAttemptStore], simultaneous: int
+) -> None:
+    policy = ThrottlePolicy(max_failed_logins=3, lockout=timedelta(minutes=10))
+    store = store_type()
+    throttle = LoginThrottle(store=store, clock=FixedClock(START), policy=policy)
+
+    results = await asyncio.gather(
+        *(throttle.attempt(KEY) for _ in range(simultaneous)), return_exceptions=True
+    )
+
+    let_through = [r for r in results if r is None]
+    refused = [r for r in results if isinstance(r, TooManyFailedLogins)]
+    assert len(let_through) == min(simultaneous, 3)
+    assert len(refused) == simultaneous - len(let_through)
+    assert {r.retry_after_seconds for r in refused} <= {600}
+    assert await store.failed_logins(KEY) == FailedLogins(simultaneous, START)
 
 
 # --- attempts per client address --------------------------------------------------------------
@@ -239,10 +357,16 @@ async def test_client_attempts_and_account_failures_are_counted_apart(
 ) -> None:
     for _ in range(3):
         await per_client.throttle.count_attempt(CLIENT)
-    await per_client.throttle.ensure_not_locked(KEY)
+    # The client is at its limit, the account has no failures.
+    assert await per_client.store.failed_logins(KEY) is None
     for _ in range(5):
-        await per_client.throttle.failed(KEY)
+        await per_client.throttle.attempt(KEY)
     with pytest.raises(TooManyFailedLogins):
-        await per_client.throttle.ensure_not_locked(KEY)
+        await per_client.throttle.attempt(KEY)
+    with pytest.raises(TooManyAttempts):
+        await per_client.throttle.count_attempt(CLIENT)
+    # The next minute frees the client but not the account.
     per_client.at(datetime(2025, 6, 1, 12, 1, tzinfo=UTC))
     await per_client.throttle.count_attempt(CLIENT)
+    with pytest.raises(TooManyFailedLogins):
+        await per_client.throttle.attempt(KEY)

@@ -98,11 +98,9 @@ class AccountService:
         An email with too many recent failures is locked, registered or not."""
         await self._throttle.count_attempt(client)
         try:
-            email = self._emails.normalize(email)
+            email, valid = self._emails.normalize(email), True
         except ValidationFailed:
             valid = False
-        else:
-            valid = True
         # Keyed on the normalised address: every spelling that reaches the account (case,
         # full-width letters) shares one counter.
         key = account_key(email)

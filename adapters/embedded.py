@@ -38,8 +38,11 @@ def start_embedded_postgres(data_dir: Path, database: str = DATABASE_NAME) -> Em
             "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
         ).fetchone()
         if not exists:
-            # Another process starting at the same moment may create it first.
-            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            # Another process starting at the same moment may create it first (PostgreSQL
+            # then reports either error, depending on when the two collide).
+            with contextlib.suppress(
+                psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation
+            ):
                 connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     return EmbeddedDatabase(url=server.get_uri(database), _server=server)
 

@@ -1,5 +1,7 @@
 """Schema migrations with yoyo: the SQL files in migrations/, each with its rollback."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,25 +28,46 @@ def _yoyo_url(database_url: str) -> str:
     return "postgresql+psycopg://" + rest
 
 
+# Any fixed number will do, as long as every todo-api process uses the same one.
+_MIGRATIONS_LOCK = 7_405_216_381
+
+
 class Migrator:
     def __init__(self, database_url: str, directory: Path = MIGRATIONS_DIR) -> None:
+        self._database_url = database_url
         self._url = _yoyo_url(database_url)
         self._directory = directory
 
     def apply(self) -> list[str]:
         """Applies every pending migration; returns their ids. Safe when several processes race:
-        yoyo's lock lets one apply them while the others wait."""
-        with self._backend() as (backend, migrations), backend.lock():
+        one applies them while the others wait, however long that takes."""
+        with self._exclusively(), self._backend() as (backend, migrations), backend.lock():
             pending = backend.to_apply(migrations)
             backend.apply_migrations(pending)
             return [m.id for m in pending]
 
     def rollback(self, steps: int = 1) -> list[str]:
         """Rolls back the newest `steps` applied migrations; returns their ids."""
-        with self._backend() as (backend, migrations), backend.lock():
+        with self._exclusively(), self._backend() as (backend, migrations), backend.lock():
             newest_first = backend.to_rollback(migrations)[:steps]
             backend.rollback_migrations(newest_first)
             return [m.id for m in newest_first]
+
+    @contextmanager
+    def _exclusively(self) -> Iterator[None]:
+        """Holds a PostgreSQL advisory lock for the block. Unlike yoyo's own lock (a row that
+        a killed process leaves behind, and that others give up on after ten seconds), the
+        server releases it when its holder's connection ends, and waiters wait for good. Under
+        it, a yoyo lock row can only be a killed run's leftover, and is cleared."""
+        try:
+            connection = psycopg.connect(self._database_url, autocommit=True)
+        except psycopg.OperationalError as error:
+            raise StorageUnavailable() from error
+        with connection:
+            connection.execute("SELECT pg_advisory_lock(%s)", (_MIGRATIONS_LOCK,))
+            with self._backend() as (backend, _):  # opening it creates yoyo's lock table
+                backend.break_lock()
+            yield
 
     def status(self) -> list[MigrationStatus]:
         with self._backend() as (backend, migrations):

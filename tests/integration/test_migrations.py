@@ -7,6 +7,7 @@ migration was applied; and concretely, for the migrations known here, table by t
 """
 
 import shutil
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -549,3 +550,26 @@ def test_an_unreachable_database_is_storage_unavailable() -> None:
 def test_a_url_that_is_not_postgresql_is_refused() -> None:
     with pytest.raises(ValueError, match="postgresql://"):
         Migrator("mysql://root@localhost/todo")
+
+
+def test_a_lock_left_by_a_killed_run_does_not_block_the_next_one(fresh_url: str) -> None:
+    Migrator(fresh_url).apply()  # creates yoyo's lock table
+    with psycopg.connect(fresh_url, autocommit=True) as connection:
+        # What yoyo leaves behind when the process holding its lock is killed.
+        connection.execute("INSERT INTO yoyo_lock (locked, ctime, pid) VALUES (1, now(), 999999)")
+    Migrator(fresh_url).rollback(steps=1)
+    started = time.monotonic()
+    applied = Migrator(fresh_url).apply()
+    assert len(applied) == 1
+    assert time.monotonic() - started < 5  # yoyo alone would wait 10 s, then give up
+
+
+def test_a_waiting_migrator_waits_as_long_as_the_running_one_takes(fresh_url: str) -> None:
+    with psycopg.connect(fresh_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(7405216381)")  # as a running migration does
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(Migrator(fresh_url).apply)
+            time.sleep(12)  # longer than yoyo's own lock timeout
+            assert not waiting.done()
+            holder.execute("SELECT pg_advisory_unlock(7405216381)")
+            assert len(waiting.result(timeout=30)) == len(read_migrations(str(MIGRATIONS_DIR)))

@@ -120,10 +120,12 @@ async def transaction(database: Database) -> AsyncIterator[psycopg.AsyncConnecti
         raise StorageUnavailable() from error
 
 
-async def ping(pool: AsyncConnectionPool) -> bool:
+async def ping(pool: AsyncConnectionPool, timeout: float = 2.0) -> bool:  # noqa: ASYNC109
+    """Whether a query round-trips, within a timeout shorter than a request's: health checks
+    of load balancers often give up after a few seconds."""
     try:
-        async with transaction(pool) as connection:
+        async with pool.connection(timeout=timeout) as connection:
             await connection.execute("SELECT 1")
-    except StorageUnavailable:
+    except (psycopg.OperationalError, PoolTimeout, TooManyRequests):
         return False
     return True

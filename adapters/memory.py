@@ -67,7 +67,8 @@ class InMemoryTaskRepository:
         self._tasks[task.id] = task
         return task
 
-    async def get(self, task_id: UUID) -> Task | None:
+    async def get(self, task_id: UUID, *, for_update: bool = False) -> Task | None:
+        # One event loop, no await between a read and its write: nothing to lock.
         return self._tasks.get(task_id)
 
     async def list_for_owner(

@@ -1,5 +1,7 @@
 """Errors of the use cases that are not domain rules: authentication and infrastructure."""
 
+from domain.errors import FieldError, ValidationFailed
+
 
 class ApplicationError(Exception):
     pass
@@ -41,8 +43,11 @@ class WrongPassword(AuthenticationFailed):
     """The current password given to confirm a sensitive change is wrong."""
 
 
-class IdempotencyKeyReused(ApplicationError):
+class IdempotencyKeyReused(ValidationFailed):
     """The Idempotency-Key was used before with a different request."""
+
+    def __init__(self) -> None:
+        super().__init__([FieldError("Idempotency-Key", "Already used with a different request")])
 
 
 class IdempotencyKeyInUse(ApplicationError):

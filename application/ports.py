@@ -67,8 +67,9 @@ class UserRepository(Protocol):
 class TaskRepository(Protocol):
     async def add(self, task: Task) -> Task: ...
 
-    async def get(self, task_id: UUID) -> Task | None:
-        """Any user's task: the use case applies the ownership rule."""
+    async def get(self, task_id: UUID, *, for_update: bool = False) -> Task | None:
+        """Any user's task: the use case applies the ownership rule. for_update keeps other
+        writers of the task waiting until the current transaction ends (read, then write)."""
         ...
 
     async def list_for_owner(

@@ -109,7 +109,10 @@ class TaskService:
         return created
 
     async def get(self, owner_id: UUID, task_id: UUID) -> Task:
-        task = await self._tasks.get(task_id)
+        return await self._owned(owner_id, task_id)
+
+    async def _owned(self, owner_id: UUID, task_id: UUID, *, for_update: bool = False) -> Task:
+        task = await self._tasks.get(task_id, for_update=for_update)
         if task is None:
             raise TaskNotFound()
         task.ensure_owned_by(owner_id)
@@ -127,7 +130,9 @@ class TaskService:
         happens only if the task is still one of them; otherwise TaskChanged, and nothing
         changes: two browser tabs cannot silently overwrite each other."""
         changes = validate_changes(changes)
-        task = await self.get(owner_id, task_id)
+        # Locked from the read to the write: a concurrent partial update of other fields
+        # waits, then applies its changes to this one's result instead of undoing it.
+        task = await self._owned(owner_id, task_id, for_update=True)
         updated = await self._tasks.update(
             apply_changes(task, changes, self._clock.now()), expected_versions=expected_versions
         )

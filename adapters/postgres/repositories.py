@@ -171,13 +171,14 @@ class PostgresTaskRepository:
             )
             return await _one(cursor)
 
-    async def get(self, task_id: UUID) -> Task | None:
+    async def get(self, task_id: UUID, *, for_update: bool = False) -> Task | None:
+        lock = " FOR UPDATE" if for_update else ""
         async with (
             transaction(self._database) as connection,
             connection.cursor(row_factory=_task_row) as cursor,
         ):
             await cursor.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = %(id)s", {"id": task_id}
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = %(id)s{lock}", {"id": task_id}
             )
             return await cursor.fetchone()
 

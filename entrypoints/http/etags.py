@@ -23,7 +23,9 @@ def versions_in(if_match: str) -> list[datetime] | None:
         if len(tag) < 3 or not (tag.startswith('"') and tag.endswith('"')):
             continue
         digits = tag[1:-1]
-        if digits.isascii() and digits.isdigit() and len(digits) <= 18:
+        # Strong comparison is character by character: "007" is not the tag "7".
+        canonical = digits == "0" or not digits.startswith("0")
+        if digits.isascii() and digits.isdigit() and canonical and len(digits) <= 18:
             try:
                 versions.append(_EPOCH + int(digits) * _MICROSECOND)
             except OverflowError:

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from domain.errors import FieldError, ValidationFailed
+from domain.errors import FieldError
 
 MAX_EMAIL_LENGTH = 254
 MIN_PASSWORD_LENGTH = 8
@@ -38,8 +38,3 @@ def password_problems(password: str, field: str = "password") -> list[FieldError
     if "\x00" in password:
         problems.append(FieldError(field, "Must not contain the NUL character (U+0000)"))
     return problems
-
-
-def check_new_password(password: str) -> None:
-    if problems := password_problems(password):
-        raise ValidationFailed(problems)

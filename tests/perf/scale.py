@@ -15,6 +15,7 @@ from tests.perf.load import Load, LoadGenerator, LoadResult
 from tests.perf.scenarios import (
     Account,
     Options,
+    email_of,
     expect,
     list_request,
     log_in,
@@ -55,10 +56,10 @@ def measure_scale(
     with httpx.Client(base_url=server.url, timeout=60) as client:
         progress("scale: registering users through the API")
         small, large, tiny = (
-            _new_account(client, f"scale-{size}@example.com")
+            _new_account(client, email_of(f"scale-{size}"))
             for size in (SMALL_USER_TASKS, LARGE_USER_TASKS, TINY_USER_TASKS)
         )
-        others = [register(client, f"scale-other-{n}@example.com") for n in range(OTHER_USERS)]
+        others = [register(client, email_of(f"scale-other-{n}")) for n in range(OTHER_USERS)]
         sizes = {small: SMALL_USER_TASKS, large: LARGE_USER_TASKS, tiny: TINY_USER_TASKS}
         progress("scale: inserting tasks with COPY")
         insert_tasks(database_url, {account.user_id: size for account, size in sizes.items()})

@@ -2,6 +2,7 @@
 the list under a login storm, and resident memory over many requests."""
 
 import json
+import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -13,6 +14,8 @@ from tests.perf.load import HttpRequest, Load, LoadGenerator, LoadResult
 from tests.perf.servers import RunningServer, cpu_seconds, resident_memory_bytes
 
 PASSWORD = "plum-orbit-cascade-47"
+RUN_TAG = secrets.token_hex(4)
+"""In every email: a server given with --baseline keeps the accounts of earlier runs."""
 SEEDED_TASKS = 200
 STORM_LOGIN_CONNECTIONS = 8
 MEMORY_CHECKPOINTS = (20_000, 200_000)
@@ -93,6 +96,10 @@ def register(client: httpx.Client, email: str) -> str:
     return user_id
 
 
+def email_of(name: str) -> str:
+    return f"{name}-{RUN_TAG}@example.com"
+
+
 def log_in(client: httpx.Client, email: str) -> Account:
     answer = expect(
         client.post("/api/auth/login", json={"email": email, "password": PASSWORD}), 200
@@ -102,10 +109,11 @@ def log_in(client: httpx.Client, email: str) -> Account:
 
 def seed(base_url: str) -> Seed:
     with httpx.Client(base_url=base_url, timeout=60) as client:
-        for email in ("reader@example.com", "writer@example.com"):
+        reader_email, writer_email = email_of("reader"), email_of("writer")
+        for email in (reader_email, writer_email):
             register(client, email)
-        reader = log_in(client, "reader@example.com")
-        writer = log_in(client, "writer@example.com")
+        reader = log_in(client, reader_email)
+        writer = log_in(client, writer_email)
         task_ids = [
             expect(
                 client.post(

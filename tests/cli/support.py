@@ -159,7 +159,7 @@ def tables(database_url: str) -> set[str]:
 
 
 def schema(database_url: str) -> set[tuple[str, ...]]:
-    """The service's tables, columns (with type and nullability) and indexes."""
+    """The service's tables, columns (with type and nullability), indexes and triggers."""
     columns = query(
         database_url,
         "SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns "
@@ -172,7 +172,12 @@ def schema(database_url: str) -> set[tuple[str, ...]]:
         "WHERE schemaname = 'public' AND tablename NOT LIKE %s",
         ("%yoyo%",),
     )
-    return {tuple(row) for row in columns} | {tuple(row) for row in indexes}
+    triggers = query(
+        database_url,
+        "SELECT tgrelid::regclass::text, pg_get_triggerdef(oid) FROM pg_trigger "
+        "WHERE NOT tgisinternal",
+    )
+    return {tuple(row) for row in [*columns, *indexes, *triggers]}
 
 
 def _settings(database_url: str) -> Settings:

@@ -29,6 +29,7 @@ REVOKED_TOKENS = "0002.revoked-tokens"
 LOGIN_THROTTLING = "0003.login-throttling-and-token-cutoff"
 TASK_COUNTS = "0004.task-counts"
 IDEMPOTENCY_KEYS = "0005.idempotency-keys"
+TASK_COUNTS_PER_STATEMENT = "0006.task-counts-per-statement"
 # The tables each known migration creates; later migrations add their own.
 TABLES_OF = {
     USERS_AND_TASKS: {"users", "tasks"},
@@ -36,6 +37,7 @@ TABLES_OF = {
     LOGIN_THROTTLING: {"login_failures", "auth_attempts"},
     TASK_COUNTS: {"task_counts"},
     IDEMPOTENCY_KEYS: {"idempotency_keys"},
+    TASK_COUNTS_PER_STATEMENT: set(),
 }
 KNOWN_TABLES = set().union(*TABLES_OF.values())
 USER_COLUMNS_OF_0001 = {"id", "email", "password_hash", "created_at", "updated_at"}
@@ -93,7 +95,8 @@ def schema(url: str) -> Schema:
                        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
                        JOIN pg_namespace n ON n.oid = c.relnamespace
                        WHERE n.nspname = 'public' AND NOT t.tgisinternal""",
-        "functions": """SELECT p.proname, pg_get_function_identity_arguments(p.oid)
+        # With their source: a rollback must restore a replaced function as it was.
+        "functions": """SELECT p.proname, pg_get_function_identity_arguments(p.oid), p.prosrc
                         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                         WHERE n.nspname = 'public'""",
     }
@@ -182,6 +185,16 @@ def task_counts_of(url: str) -> dict[uuid.UUID, tuple[int, int]]:
     return {user_id: (total, completed) for user_id, total, completed in rows}
 
 
+def real_task_counts(url: str) -> dict[uuid.UUID, tuple[int, int]]:
+    """What count(*) says, for the users that have tasks."""
+    with psycopg.connect(url) as connection:
+        rows = connection.execute(
+            """SELECT user_id, count(*), count(*) FILTER (WHERE completed)
+               FROM tasks GROUP BY user_id"""
+        ).fetchall()
+    return {user_id: (total, completed) for user_id, total, completed in rows}
+
+
 def insert_tasks_of(
     connection: psycopg.Connection, email: str, *, completed: int, open_: int
 ) -> uuid.UUID:
@@ -206,12 +219,13 @@ def test_the_migrations_are_found_oldest_first_each_with_its_rollback() -> None:
     stems = sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql") if not p.stem.endswith("rollback"))
 
     assert stems == ALL
-    assert ALL[:5] == [
+    assert ALL[:6] == [
         USERS_AND_TASKS,
         REVOKED_TOKENS,
         LOGIN_THROTTLING,
         TASK_COUNTS,
         IDEMPOTENCY_KEYS,
+        TASK_COUNTS_PER_STATEMENT,
     ]
     for migration in ALL:
         assert (MIGRATIONS_DIR / f"{migration}.rollback.sql").is_file(), migration
@@ -246,7 +260,34 @@ def test_the_task_counts_migration_adds_its_counting_triggers_and_functions(
         ("tasks", "tasks_count"),
         ("tasks", "tasks_truncate_counts"),
     }
-    assert {name for name, _ in functions} == {"count_tasks", "forget_task_counts"}
+    assert {name for name, *_ in functions} == {"count_tasks", "forget_task_counts"}
+
+
+def test_the_per_statement_migration_replaces_the_row_trigger_with_three_statement_triggers(
+    schema_after: list[Schema],
+) -> None:
+    step = ALL.index(TASK_COUNTS_PER_STATEMENT) + 1
+    before, after = schema_after[step - 1], schema_after[step]
+
+    assert {name for _, name, _ in before["triggers"] - after["triggers"]} == {"tasks_count"}
+    added = {name: definition for _, name, definition in after["triggers"] - before["triggers"]}
+    assert set(added) == {"tasks_count_inserts", "tasks_count_updates", "tasks_count_deletes"}
+    assert all(
+        "FOR EACH STATEMENT" in definition and "REFERENCING" in definition
+        for definition in added.values()
+    ), added
+    assert "AFTER INSERT ON public.tasks REFERENCING NEW TABLE" in added["tasks_count_inserts"]
+    assert "AFTER UPDATE ON public.tasks REFERENCING OLD TABLE" in added["tasks_count_updates"]
+    assert "NEW TABLE" in added["tasks_count_updates"]
+    assert "AFTER DELETE ON public.tasks REFERENCING OLD TABLE" in added["tasks_count_deletes"]
+    assert {name for name, *_ in before["functions"] - after["functions"]} == {"count_tasks"}
+    assert {name for name, *_ in after["functions"] - before["functions"]} == {
+        "count_inserted_tasks",
+        "count_updated_tasks",
+        "count_deleted_tasks",
+    }
+    # TRUNCATE is still counted by 0004's statement trigger.
+    assert "tasks_truncate_counts" in {name for _, name, _ in after["triggers"]}
 
 
 # --- applying ----------------------------------------------------------------------------------
@@ -472,7 +513,9 @@ def test_rolling_back_the_task_counts_migration_drops_its_table_triggers_and_fun
     migrator.apply()
     assert triggers_on_tasks(fresh_url) == {
         "tasks_updated_at",
-        "tasks_count",
+        "tasks_count_inserts",
+        "tasks_count_updates",
+        "tasks_count_deletes",
         "tasks_truncate_counts",
     }
     user_id, task_id = uuid.uuid4(), uuid.uuid4()
@@ -533,6 +576,45 @@ def test_reapplying_the_task_counts_migration_counts_the_tasks_already_there(
         )
     counts = task_counts_of(fresh_url)
     assert (counts[alice], counts[carol]) == ((4, 1), (1, 0))
+
+
+def test_rolling_back_the_per_statement_counting_restores_the_row_trigger_and_exact_counts(
+    fresh_url: str, schema_after: list[Schema]
+) -> None:
+    migrator = Migrator(fresh_url)
+    migrator.apply()
+    with psycopg.connect(fresh_url) as connection:
+        alice = insert_tasks_of(connection, "alice@x.io", completed=3, open_=4)
+        bob = insert_tasks_of(connection, "bob@x.io", completed=1, open_=0)
+    position = ALL.index(TASK_COUNTS_PER_STATEMENT)
+
+    assert migrator.rollback(steps=len(ALL) - position) == list(reversed(ALL[position:]))
+
+    # 0004's trigger and function, source and all, with the counts the statement triggers kept.
+    assert schema(fresh_url) == schema_after[position]
+    assert triggers_on_tasks(fresh_url) == {
+        "tasks_updated_at",
+        "tasks_count",
+        "tasks_truncate_counts",
+    }
+    assert task_counts_of(fresh_url) == real_task_counts(fresh_url) == {alice: (7, 3), bob: (1, 1)}
+    # The row trigger counts from there on...
+    with psycopg.connect(fresh_url) as connection:
+        connection.execute("UPDATE tasks SET user_id = %s WHERE user_id = %s", (bob, alice))
+        insert_task(connection, uuid.uuid4(), alice)
+    assert task_counts_of(fresh_url) == real_task_counts(fresh_url) == {alice: (1, 0), bob: (8, 4)}
+
+    # ...and the statement triggers again once reapplied.
+    assert migrator.apply() == ALL[position:]
+    assert schema(fresh_url) == schema_after[-1]
+    with psycopg.connect(fresh_url) as connection:
+        connection.execute(
+            "UPDATE tasks SET completed = NOT completed, user_id = %s WHERE user_id = %s",
+            (alice, bob),
+        )
+        connection.execute("DELETE FROM tasks WHERE user_id = %s AND title = 'kept'", (alice,))
+    assert task_counts_of(fresh_url) == {alice: (8, 4), bob: (0, 0)}
+    assert real_task_counts(fresh_url) == {alice: (8, 4)}
 
 
 # --- failures ----------------------------------------------------------------------------------

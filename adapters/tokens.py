@@ -1,6 +1,8 @@
 """JWT access tokens (HS256) with PyJWT."""
 
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +16,12 @@ from application.ports import IssuedToken, TokenClaims
 TOKEN_LIFETIME = timedelta(hours=24)
 _ALGORITHM = "HS256"
 _LEEWAY = timedelta(seconds=30)
+_LEEWAY_SECONDS = _LEEWAY.total_seconds()
+
+
+VERIFIED_TOKENS_KEPT = 4096
+"""The most recently used verified tokens, remembered so that their signatures are not checked
+again: a few MB at most."""
 
 
 class JwtTokenService:
@@ -30,6 +38,7 @@ class JwtTokenService:
         self._secret = secret
         self._verification_secrets = (secret, *previous_secrets)
         self._lifetime = lifetime
+        self._verified: OrderedDict[str, TokenClaims] = OrderedDict()
 
     def issue(self, user_id: UUID, now: datetime) -> IssuedToken:
         claims = {
@@ -42,6 +51,20 @@ class JwtTokenService:
         return IssuedToken(token=token, expires_in_seconds=int(self._lifetime.total_seconds()))
 
     def decode(self, token: str) -> TokenClaims:
+        # A client sends the same token with every request: its signature is checked once,
+        # its expiry on every use. (Once accepted, a token's iat and nbf only grow older; one
+        # that has expired since is decoded again, to fail as any expired token does.)
+        known = self._verified.get(token)
+        if known is not None and time.time() < known.expires_at.timestamp() + _LEEWAY_SECONDS:
+            self._verified.move_to_end(token)
+            return known
+        claims = self._decoded(token)
+        self._verified[token] = claims
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _decoded(self, token: str) -> TokenClaims:
         claims = self._verified_claims(token)
         subject, jti = claims["sub"], claims.get("jti")
         if not isinstance(subject, str) or not (jti is None or isinstance(jti, str)):

@@ -1,18 +1,21 @@
 """Hardened adapters: JWT key rotation and time claims, the bounded bcrypt hasher, zxcvbn."""
 
 import asyncio
+import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import bcrypt
 import jwt
 import pytest
 
 from adapters.password_strength import ZxcvbnStrengthMeter
-from adapters.passwords import BcryptHasher
+from adapters.passwords import HASHING_NICENESS, BcryptHasher
 from adapters.tokens import JwtTokenService
 from application.errors import (
     InvalidToken,
@@ -105,6 +108,56 @@ def test_the_previous_secret_gets_every_check_of_the_current_one(
         rotated.decode(mint(OLD, sub=42))
 
 
+# --- JwtTokenService: verified tokens remembered ------------------------------------------------
+
+
+def test_a_remembered_token_is_refused_as_expired_once_it_expires() -> None:
+    service = JwtTokenService(CURRENT)
+    # Within the 30 s leeway for one more second.
+    token = mint(CURRENT, iat=time.time() - 60, exp=time.time() - 29)
+    assert service.decode(token).subject == str(USER)
+
+    time.sleep(1.2)
+
+    with pytest.raises(TokenExpired):
+        service.decode(token)
+
+
+def test_remembering_tokens_gives_the_same_claims_as_decoding_them_afresh() -> None:
+    service = JwtTokenService(CURRENT)
+    token = mint(CURRENT, jti="the-id")
+
+    first, again = service.decode(token), service.decode(token)
+
+    assert first == again == JwtTokenService(CURRENT).decode(token)
+
+
+def test_a_remembered_token_does_not_vouch_for_another_signature() -> None:
+    service = JwtTokenService(CURRENT)
+    genuine = mint(CURRENT, jti="the-id")
+    service.decode(genuine)
+    header, payload, _ = genuine.split(".")
+    forged = f"{header}.{payload}.{mint(UNKNOWN, jti='the-id').split('.')[2]}"
+
+    with pytest.raises(InvalidTokenSignature):
+        service.decode(forged)
+
+
+def test_the_service_remembers_a_bounded_number_of_tokens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("adapters.tokens.VERIFIED_TOKENS_KEPT", 3)
+    service = JwtTokenService(CURRENT)
+    tokens = [mint(CURRENT, jti=f"token-{n}") for n in range(5)]
+    for token in tokens:
+        service.decode(token)
+
+    assert list(service._verified) == tokens[2:]  # the least recently used went first
+    service.decode(tokens[2])
+    service.decode(mint(CURRENT, jti="token-5"))
+    assert list(service._verified)[:2] == [tokens[4], tokens[2]]
+
+
 # --- JwtTokenService: nbf and iat -------------------------------------------------------------
 
 
@@ -155,6 +208,24 @@ def started(work: Coroutine[Any, Any, Any]) -> "asyncio.Task[Any]":
 @pytest.fixture
 def bounded() -> BcryptHasher:
     return BcryptHasher(rounds=4, concurrency=1, queue=1)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+async def test_hashing_runs_at_a_lower_cpu_priority_than_the_requests(
+    bounded: BcryptHasher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    niceness: list[int] = []
+    checkpw = bcrypt.checkpw
+
+    def observed_checkpw(password: bytes, hashed: bytes) -> bool:
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return checkpw(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", observed_checkpw)
+    hashed = await bounded.hash("correct horse")
+
+    assert await bounded.verify("correct horse", hashed)
+    assert niceness == [min(19, os.getpriority(os.PRIO_PROCESS, 0) + HASHING_NICENESS)]
 
 
 async def test_nothing_waits_on_an_idle_hasher(bounded: BcryptHasher) -> None:

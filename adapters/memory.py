@@ -1,11 +1,12 @@
 """In-memory adapters that really store things: for unit tests and demos, never production."""
 
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from application.ports import EarlierCreation, FailedLogins, TaskPage
+from application.ports import EarlierCreation, FailedLogins, TaskPage, TokenSubject
 from domain.errors import EmailAlreadyRegistered
 from domain.tasks import Task, TaskPosition
 from domain.users import User
@@ -136,8 +137,43 @@ class InMemoryRevocationStore:
             self._revoked = {k: exp for k, exp in self._revoked.items() if exp > now}
         self._revoked[token_key] = expires_at
 
-    async def is_revoked(self, token_key: str) -> bool:
+    def is_revoked(self, token_key: str) -> bool:
         return token_key in self._revoked
+
+
+class InMemoryTokenSubjects:
+    def __init__(self, users: InMemoryUserRepository, revocations: InMemoryRevocationStore) -> None:
+        self._users = users
+        self._revocations = revocations
+
+    async def find(self, user_id: UUID, token_key: str) -> TokenSubject:
+        return TokenSubject(
+            user=await self._users.get(user_id),
+            token_revoked=self._revocations.is_revoked(token_key),
+        )
+
+
+class InMemoryTransactions:
+    """Atomic blocks over in-memory stores: what the block changed in them is undone when it
+    raises. (One event loop: no other task runs between two statements of a store.)"""
+
+    def __init__(self, *stores: object) -> None:
+        self._stores = stores
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        # The stores keep their state in dicts of immutable values: copies of the dicts are
+        # a complete snapshot.
+        saved = [
+            {name: dict(value) for name, value in vars(store).items() if isinstance(value, dict)}
+            for store in self._stores
+        ]
+        try:
+            yield
+        except BaseException:
+            for store, state in zip(self._stores, saved, strict=True):
+                vars(store).update(state)
+            raise
 
 
 class InMemoryLoginAttemptStore:

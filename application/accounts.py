@@ -26,6 +26,7 @@ from application.ports import (
     RevocationStore,
     TokenClaims,
     TokenService,
+    TokenSubjects,
     UserRepository,
 )
 from application.throttling import LoginThrottle, account_key
@@ -53,6 +54,7 @@ class AccountService:
         strength: PasswordStrengthMeter,
         tokens: TokenService,
         revocations: RevocationStore,
+        token_subjects: TokenSubjects,
         emails: EmailPolicy,
         throttle: LoginThrottle,
         clock: Clock,
@@ -63,6 +65,7 @@ class AccountService:
         self._strength = strength
         self._tokens = tokens
         self._revocations = revocations
+        self._token_subjects = token_subjects
         self._emails = emails
         self._throttle = throttle
         self._clock = clock
@@ -115,15 +118,14 @@ class AccountService:
 
     async def authenticate(self, token: str | None) -> User:
         """The user a bearer token speaks for, or the reason it is refused."""
-        return await self._user_of(await self._valid_claims(token))
+        user, _, _ = await self._token_holder(token)
+        return user
 
     async def log_out(self, token: str | None) -> None:
         """Revokes the token at once, for every process of the service. Only a token that
         would authenticate can log out."""
-        claims = await self._valid_claims(token)
-        await self._user_of(claims)
-        assert token is not None
-        await self._revocations.revoke(_revocation_key(token, claims), claims.expires_at)
+        _, claims, revocation_key = await self._token_holder(token)
+        await self._revocations.revoke(revocation_key, claims.expires_at)
 
     async def log_out_everywhere(self, user: User) -> None:
         """Revokes every token of the user issued up to now (a lost device)."""
@@ -202,25 +204,24 @@ class AccountService:
             raise UserNotFound()
         return stored
 
-    async def _valid_claims(self, token: str | None) -> TokenClaims:
+    async def _token_holder(self, token: str | None) -> tuple[User, TokenClaims, str]:
+        """The user a token speaks for, its claims and its revocation key; or why not."""
         if not token:
             raise NotAuthenticated()
         claims = self._tokens.decode(token)
-        if await self._revocations.is_revoked(_revocation_key(token, claims)):
-            raise TokenRevoked()
-        return claims
-
-    async def _user_of(self, claims: TokenClaims) -> User:
         try:
             user_id = UUID(claims.subject)
         except ValueError:
             raise InvalidToken() from None
-        user = await self._users.get(user_id)
-        if user is None:
-            raise UserNotFound()
-        if not user.accepts_token_issued_at(claims.issued_at):
+        revocation_key = _revocation_key(token, claims)
+        subject = await self._token_subjects.find(user_id, revocation_key)
+        if subject.token_revoked:
             raise TokenRevoked()
-        return user
+        if subject.user is None:
+            raise UserNotFound()
+        if not subject.user.accepts_token_issued_at(claims.issued_at):
+            raise TokenRevoked()
+        return subject.user, claims, revocation_key
 
     async def _decoy(self) -> str:
         if self._decoy_hash is None:

@@ -1,6 +1,7 @@
 """The ports: what the use cases need from the outside world, owned by the application core."""
 
 from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -68,8 +69,9 @@ class TaskRepository(Protocol):
     async def add(self, task: Task) -> Task: ...
 
     async def get(self, task_id: UUID, *, for_update: bool = False) -> Task | None:
-        """Any user's task: the use case applies the ownership rule. for_update keeps other
-        writers of the task waiting until the current transaction ends (read, then write)."""
+        """Any user's task: the use case applies the ownership rule. for_update, in an atomic
+        block, keeps other writers of the task waiting until the block ends (read, then
+        write)."""
         ...
 
     async def list_for_owner(
@@ -117,8 +119,9 @@ class IdempotencyStore(Protocol):
         self, owner_id: UUID, key: str, fingerprint: str, now: datetime, ttl: timedelta
     ) -> EarlierCreation | None:
         """Reserves the owner's key for a new creation (None), or returns what an earlier
-        request with that key recorded within ttl. Forgets keys older than ttl. A claim made
-        in a transaction that is still open makes a concurrent claim of the key wait."""
+        request with that key recorded within ttl. Forgets keys older than ttl. Made in an
+        atomic block, with the creation and its record: a claim in a block that is still
+        open makes a concurrent claim of the key wait, and a block that fails frees it."""
         ...
 
     async def record(self, owner_id: UUID, key: str, task: Task) -> None:
@@ -150,7 +153,30 @@ class RevocationStore(Protocol):
         """Remembers the token until it would expire anyway, and forgets expired ones."""
         ...
 
-    async def is_revoked(self, token_key: str) -> bool: ...
+
+@dataclass(frozen=True, slots=True)
+class TokenSubject:
+    """What a token's subject claim leads to."""
+
+    user: User | None
+    """None when there is no such user (any more)."""
+    token_revoked: bool
+    """Whether the token was logged out."""
+
+
+class TokenSubjects(Protocol):
+    async def find(self, user_id: UUID, token_key: str) -> TokenSubject:
+        """The user a token names, and whether the token (by its revocation key) was logged
+        out: both read at once, since every authenticated request needs both."""
+        ...
+
+
+class Transactions(Protocol):
+    def atomic(self) -> AbstractAsyncContextManager[None]:
+        """Every repository and store call made in the block, by the current task, takes
+        effect together when the block ends, or not at all when it raises. Outside such a
+        block each call takes effect on its own."""
+        ...
 
 
 class PasswordStrengthMeter(Protocol):

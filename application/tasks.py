@@ -8,7 +8,14 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from application.errors import IdempotencyKeyInUse, IdempotencyKeyReused
-from application.ports import Clock, IdempotencyStore, IdGenerator, TaskPage, TaskRepository
+from application.ports import (
+    Clock,
+    IdempotencyStore,
+    IdGenerator,
+    TaskPage,
+    TaskRepository,
+    Transactions,
+)
 from domain.errors import FieldError, TaskChanged, TaskNotFound, ValidationFailed
 from domain.tasks import (
     Task,
@@ -52,10 +59,12 @@ class TaskService:
         *,
         tasks: TaskRepository,
         idempotency: IdempotencyStore,
+        transactions: Transactions,
         clock: Clock,
         ids: IdGenerator,
     ) -> None:
         self._tasks = tasks
+        self._transactions = transactions
         self._idempotency = idempotency
         self._clock = clock
         self._ids = ids
@@ -95,18 +104,21 @@ class TaskService:
         fingerprint = hashlib.sha256(
             json.dumps([title, description, completed]).encode()
         ).hexdigest()
-        earlier = await self._idempotency.claim(
-            owner_id, idempotency_key, fingerprint, now, IDEMPOTENCY_WINDOW
-        )
-        if earlier is not None:
-            if earlier.fingerprint != fingerprint:
-                raise IdempotencyKeyReused()
-            if earlier.task is None:
-                raise IdempotencyKeyInUse()
-            return earlier.task
-        created = await self._tasks.add(task)
-        await self._idempotency.record(owner_id, idempotency_key, created)
-        return created
+        # One block: a concurrent retry waits for this one's outcome, and a creation that
+        # fails leaves the key free for the next retry.
+        async with self._transactions.atomic():
+            earlier = await self._idempotency.claim(
+                owner_id, idempotency_key, fingerprint, now, IDEMPOTENCY_WINDOW
+            )
+            if earlier is not None:
+                if earlier.fingerprint != fingerprint:
+                    raise IdempotencyKeyReused()
+                if earlier.task is None:
+                    raise IdempotencyKeyInUse()
+                return earlier.task
+            created = await self._tasks.add(task)
+            await self._idempotency.record(owner_id, idempotency_key, created)
+            return created
 
     async def get(self, owner_id: UUID, task_id: UUID) -> Task:
         return await self._owned(owner_id, task_id)
@@ -130,15 +142,24 @@ class TaskService:
         happens only if the task is still one of them; otherwise TaskChanged, and nothing
         changes: two browser tabs cannot silently overwrite each other."""
         changes = validate_changes(changes)
-        # Locked from the read to the write: a concurrent partial update of other fields
-        # waits, then applies its changes to this one's result instead of undoing it.
-        task = await self._owned(owner_id, task_id, for_update=True)
+        # Optimistic first: written only if the task is still the version just read, with no
+        # lock and no transaction around the read. A concurrent writer in between (rare) sends
+        # it down the locked path, where its changes apply to that writer's result instead of
+        # undoing it.
+        task = await self._owned(owner_id, task_id)
+        _ensure_expected(task, expected_versions)
         updated = await self._tasks.update(
-            apply_changes(task, changes, self._clock.now()), expected_versions=expected_versions
+            apply_changes(task, changes, self._clock.now()), expected_versions=[task.updated_at]
         )
-        if updated is None:
-            raise await self._why_unchanged(task_id)
-        return updated
+        if updated is not None:
+            return updated
+        async with self._transactions.atomic():
+            task = await self._owned(owner_id, task_id, for_update=True)
+            _ensure_expected(task, expected_versions)
+            updated = await self._tasks.update(apply_changes(task, changes, self._clock.now()))
+            if updated is None:  # cannot happen while the row is locked; a fake has no locks
+                raise TaskNotFound()
+            return updated
 
     async def delete(
         self,
@@ -154,3 +175,8 @@ class TaskService:
     async def _why_unchanged(self, task_id: UUID) -> Exception:
         # Deleted meanwhile, or changed since the version the caller expected.
         return TaskNotFound() if await self._tasks.get(task_id) is None else TaskChanged()
+
+
+def _ensure_expected(task: Task, expected_versions: Collection[datetime] | None) -> None:
+    if expected_versions is not None and task.updated_at not in expected_versions:
+        raise TaskChanged()

@@ -3,7 +3,6 @@ the HTTP app and the command line. Tests override pieces by keyword."""
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 
 from psycopg_pool import AsyncConnectionPool
@@ -12,12 +11,13 @@ from adapters.email import EmailValidatorPolicy
 from adapters.embedded import start_embedded_postgres
 from adapters.password_strength import ZxcvbnStrengthMeter
 from adapters.passwords import BcryptHasher
-from adapters.postgres.pool import Database, create_pool, open_pool, ping, unit_of_work
+from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool, ping
 from adapters.postgres.repositories import (
     PostgresIdempotencyStore,
     PostgresLoginAttemptStore,
     PostgresRevocationStore,
     PostgresTaskRepository,
+    PostgresTokenSubjects,
     PostgresUserRepository,
 )
 from adapters.system import RandomIds, SystemClock
@@ -29,15 +29,9 @@ from application.throttling import LoginThrottle, ThrottlePolicy
 from entrypoints.settings import Settings
 
 
-@dataclass(frozen=True, slots=True)
-class UseCases:
-    accounts: AccountService
-    tasks: TaskService
-
-
 class Services:
-    """The use cases, wired to PostgreSQL: `accounts` and `tasks` run each query in its own
-    pooled transaction; `one_transaction()` gives use cases that share one connection."""
+    """The use cases, wired to PostgreSQL: built once, shared by every request. Each of their
+    statements borrows a pooled connection, or the connection of the atomic block it is in."""
 
     def __init__(
         self,
@@ -48,31 +42,41 @@ class Services:
         hasher: PasswordHasher | None = None,
     ) -> None:
         self.pool = pool
-        self._clock = clock or SystemClock()
-        self._ids = RandomIds()
+        clock = clock or SystemClock()
+        ids = RandomIds()
+        database = PostgresDatabase(pool)
         # One hasher for the process: its bound on concurrent hashing must be shared.
         self._hasher = hasher or BcryptHasher(settings.bcrypt_rounds)
-        self._strength = ZxcvbnStrengthMeter()
-        self._tokens = JwtTokenService(
-            settings.auth_secret, previous_secrets=settings.previous_auth_secrets
+        throttle = LoginThrottle(
+            store=PostgresLoginAttemptStore(database),
+            clock=clock,
+            policy=ThrottlePolicy(
+                max_failed_logins=settings.login_max_failures,
+                lockout=timedelta(minutes=settings.login_lockout_minutes),
+                attempts_per_minute=settings.auth_rate_per_minute,
+            ),
         )
-        self._emails = EmailValidatorPolicy()
-        self._throttle_policy = ThrottlePolicy(
-            max_failed_logins=settings.login_max_failures,
-            lockout=timedelta(minutes=settings.login_lockout_minutes),
-            attempts_per_minute=settings.auth_rate_per_minute,
+        self.accounts = AccountService(
+            users=PostgresUserRepository(database),
+            hasher=self._hasher,
+            strength=ZxcvbnStrengthMeter(),
+            tokens=JwtTokenService(
+                settings.auth_secret, previous_secrets=settings.previous_auth_secrets
+            ),
+            revocations=PostgresRevocationStore(database),
+            token_subjects=PostgresTokenSubjects(database),
+            emails=EmailValidatorPolicy(),
+            throttle=throttle,
+            clock=clock,
+            ids=ids,
         )
-        pooled = self._use_cases(pool)
-        self.accounts = pooled.accounts
-        self.tasks = pooled.tasks
-
-    @asynccontextmanager
-    async def one_transaction(self) -> AsyncIterator[UseCases]:
-        """Use cases whose every query shares one connection and one transaction, committed
-        when the block succeeds and rolled back when it raises: a request's unit of work, for
-        requests that do no slow work (password hashing) while holding the connection."""
-        async with unit_of_work(self.pool) as work:
-            yield self._use_cases(work)
+        self.tasks = TaskService(
+            tasks=PostgresTaskRepository(database),
+            idempotency=PostgresIdempotencyStore(database),
+            transactions=database,
+            clock=clock,
+            ids=ids,
+        )
 
     async def database_reachable(self) -> bool:
         return await ping(self.pool)
@@ -80,31 +84,6 @@ class Services:
     @property
     def password_hashes_waiting(self) -> int:
         return self._hasher.waiting if isinstance(self._hasher, BcryptHasher) else 0
-
-    def _use_cases(self, database: Database) -> UseCases:
-        throttle = LoginThrottle(
-            store=PostgresLoginAttemptStore(database),
-            clock=self._clock,
-            policy=self._throttle_policy,
-        )
-        accounts = AccountService(
-            users=PostgresUserRepository(database),
-            hasher=self._hasher,
-            strength=self._strength,
-            tokens=self._tokens,
-            revocations=PostgresRevocationStore(database),
-            emails=self._emails,
-            throttle=throttle,
-            clock=self._clock,
-            ids=self._ids,
-        )
-        tasks = TaskService(
-            tasks=PostgresTaskRepository(database),
-            idempotency=PostgresIdempotencyStore(database),
-            clock=self._clock,
-            ids=self._ids,
-        )
-        return UseCases(accounts=accounts, tasks=tasks)
 
 
 @contextmanager

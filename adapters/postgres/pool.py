@@ -1,7 +1,12 @@
-"""The connection pool, and the translation of connection failures into StorageUnavailable."""
+"""The connection pool, transactions over it, and the translation of connection failures into
+StorageUnavailable and ServerBusy."""
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+import asyncio
+import select
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -38,12 +43,32 @@ def create_pool(
         max_size=max_size,
         timeout=timeout,
         max_waiting=max_waiting,
-        kwargs={"prepare_threshold": prepare_threshold},
-        # A server restart or an idle timeout on a managed database kills connections silently.
-        check=AsyncConnectionPool.check_connection,
+        kwargs={"prepare_threshold": prepare_threshold, "autocommit": True},
+        configure=_in_utc,
+        check=check_if_closed_by_server,
         open=False,
         name="todo-api",
     )
+
+
+async def _in_utc(connection: psycopg.AsyncConnection[Any]) -> None:
+    # Timestamps then arrive in UTC, as the domain keeps them, with no conversion per value.
+    # (A pooler that does not keep the setting costs only that conversion.)
+    await connection.execute("SET TIME ZONE 'UTC'")
+
+
+async def check_if_closed_by_server(connection: psycopg.AsyncConnection[Any]) -> None:
+    """The pool's check of a connection before lending it: a round trip only when the server
+    has closed it or spoken since it went idle.
+
+    A server restart or an idle timeout on a managed database closes connections while they
+    wait in the pool; the closed socket then polls readable, at the cost of one system call
+    rather than a round trip on every request. Whatever else makes it readable (a notice)
+    gets the full check, which fails on a dead connection and so has the pool replace it."""
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        await AsyncConnectionPool.check_connection(connection)
 
 
 async def open_pool(pool: AsyncConnectionPool, *, wait: bool, timeout: float) -> None:  # noqa: ASYNC109
@@ -56,64 +81,65 @@ async def open_pool(pool: AsyncConnectionPool, *, wait: bool, timeout: float) ->
         raise StorageUnavailable() from error
 
 
-class UnitOfWork:
-    """One connection and one transaction for several repository calls. The connection is
-    taken from the pool at the first call only, so work that never reaches the database
-    (a refused token, say) never waits for one."""
+class PostgresDatabase:
+    """Where the repositories run their SQL.
+
+    Outside atomic(), each repository call borrows a pooled connection for its statement
+    (autocommit: a single statement is its own transaction, with no BEGIN and COMMIT round
+    trips). Inside atomic(), every call made by the same asyncio task shares one connection
+    and one transaction, committed when the block ends and rolled back when it raises (tasks
+    it starts borrow connections of their own)."""
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
-        self._held = AsyncExitStack()
-        self._connection: psycopg.AsyncConnection[Any] | None = None
+        self.pool = pool
+        # The block's task with its connection: a task started inside a block inherits the
+        # variable, and must not use the connection once the block has given it back.
+        self._held: ContextVar[_Held | None] = ContextVar(
+            f"postgres-transaction-{id(self)}", default=None
+        )
 
-    async def connection(self) -> psycopg.AsyncConnection[Any]:
-        connection = self._connection
-        if connection is None:
-            connection = await self._held.enter_async_context(self._pool.connection())
-            assert connection is not None
-            self._connection = connection
-        return connection
+    def _held_connection(self) -> psycopg.AsyncConnection[Any] | None:
+        held = self._held.get()
+        return held.connection if held and held.task is asyncio.current_task() else None
 
-    async def end(self, error: BaseException | None) -> None:
-        """Commits (no error) or rolls back, and gives the connection back."""
-        if error is None:
-            await self._held.aclose()
-        else:
-            await self._held.__aexit__(type(error), error, error.__traceback__)
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """The atomic block's connection, or a pooled one for the block."""
+        held = self._held_connection()
+        with _translated_failures():
+            if held is not None:
+                yield held
+            else:
+                async with self.pool.connection() as connection:
+                    yield connection
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[None]:
+        held = self._held_connection()
+        if held is not None:  # nested: a savepoint
+            with _translated_failures():
+                async with held.transaction():
+                    yield
+            return
+        with _translated_failures():
+            async with self.pool.connection() as connection, connection.transaction():
+                token = self._held.set(_Held(asyncio.current_task(), connection))
+                try:
+                    yield
+                finally:
+                    self._held.reset(token)
 
 
-Database = AsyncConnectionPool | UnitOfWork
-"""Where repositories run their SQL: the pool (a connection and a transaction for each call),
-or a unit of work (one transaction across calls, ended by its owner)."""
+@dataclass(frozen=True, slots=True)
+class _Held:
+    task: "asyncio.Task[Any] | None"
+    connection: psycopg.AsyncConnection[Any]
 
 
-@asynccontextmanager
-async def unit_of_work(pool: AsyncConnectionPool) -> AsyncIterator[UnitOfWork]:
-    """Committed when the block succeeds, rolled back when it raises."""
-    work = UnitOfWork(pool)
+@contextmanager
+def _translated_failures() -> Iterator[None]:
     try:
-        try:
-            yield work
-        except BaseException as error:
-            await work.end(error)
-            raise
-        await work.end(None)
-    except TooManyRequests as error:
-        raise ServerBusy(retry_after_seconds=1) from error
-    except (psycopg.OperationalError, PoolTimeout) as error:
-        raise StorageUnavailable() from error
-
-
-@asynccontextmanager
-async def transaction(database: Database) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-    """From the pool: a transaction committed when the block succeeds, rolled back when it
-    raises. In a unit of work: the unit's transaction, which its owner ends."""
-    try:
-        if isinstance(database, AsyncConnectionPool):
-            async with database.connection() as connection:
-                yield connection
-        else:
-            yield await database.connection()
+        yield
     except TooManyRequests as error:
         raise ServerBusy(retry_after_seconds=1) from error
     except (psycopg.OperationalError, PoolTimeout) as error:

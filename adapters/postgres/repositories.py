@@ -1,6 +1,6 @@
 """The repositories in raw SQL over psycopg 3."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
@@ -9,15 +9,15 @@ import psycopg
 from psycopg.rows import RowMaker
 from psycopg.types.json import Jsonb
 
-from adapters.postgres.pool import Database, transaction
-from application.ports import EarlierCreation, FailedLogins, TaskPage
+from adapters.postgres.pool import PostgresDatabase
+from application.ports import EarlierCreation, FailedLogins, TaskPage, TokenSubject
 from domain.errors import EmailAlreadyRegistered
 from domain.tasks import Task, TaskPosition
 from domain.users import User
 
 _T = TypeVar("_T")
 
-# Totals come from task_counts, which triggers keep in step with tasks (migration 0004).
+# Totals come from task_counts, which triggers keep in step with tasks (migrations 0004, 0006).
 _COUNT_OF = {
     None: "SELECT total FROM task_counts WHERE user_id = %(owner_id)s",
     True: "SELECT completed FROM task_counts WHERE user_id = %(owner_id)s",
@@ -30,42 +30,51 @@ _TASK_COLUMNS = "id, user_id, title, description, completed, created_at, updated
 
 def _utc(moment: datetime) -> datetime:
     # psycopg returns timestamptz in the session's time zone, which a managed server may set.
-    return moment.astimezone(UTC)
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+def _user(values: Sequence[Any]) -> User:
+    user_id, email, password_hash, created_at, updated_at, tokens_valid_after = values
+    return User(
+        user_id,
+        email,
+        password_hash,
+        _utc(created_at),
+        _utc(updated_at),
+        None if tokens_valid_after is None else _utc(tokens_valid_after),
+    )
 
 
 def _user_row(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[User]:
-    def make(values: Any) -> User:
-        user_id, email, password_hash, created_at, updated_at, tokens_valid_after = values
-        return User(
-            user_id,
-            email,
-            password_hash,
-            _utc(created_at),
-            _utc(updated_at),
-            None if tokens_valid_after is None else _utc(tokens_valid_after),
-        )
+    return _user
 
-    return make
+
+def _task(values: Sequence[Any]) -> Task:
+    task_id, owner_id, title, description, completed, created_at, updated_at = values
+    return Task(
+        task_id, owner_id, title, description, completed, _utc(created_at), _utc(updated_at)
+    )
 
 
 def _task_row(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[Task]:
-    def make(values: Any) -> Task:
-        task_id, owner_id, title, description, completed, created_at, updated_at = values
-        return Task(
-            task_id, owner_id, title, description, completed, _utc(created_at), _utc(updated_at)
-        )
+    return _task
+
+
+def _task_row_with_total(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[tuple[Task, int | None]]:
+    def make(values: Sequence[Any]) -> tuple[Task, int | None]:
+        return _task(values[:7]), values[7]
 
     return make
 
 
 class PostgresUserRepository:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: PostgresDatabase) -> None:
         self._database = database
 
     async def add(self, user: User) -> User:
         try:
             async with (
-                transaction(self._database) as connection,
+                self._database.connection() as connection,
                 connection.cursor(row_factory=_user_row) as cursor,
             ):
                 await cursor.execute(
@@ -88,7 +97,7 @@ class PostgresUserRepository:
 
     async def get(self, user_id: UUID) -> User | None:
         async with (
-            transaction(self._database) as connection,
+            self._database.connection() as connection,
             connection.cursor(row_factory=_user_row) as cursor,
         ):
             await cursor.execute(
@@ -98,7 +107,7 @@ class PostgresUserRepository:
 
     async def get_by_email(self, email: str) -> User | None:
         async with (
-            transaction(self._database) as connection,
+            self._database.connection() as connection,
             connection.cursor(row_factory=_user_row) as cursor,
         ):
             await cursor.execute(
@@ -109,7 +118,7 @@ class PostgresUserRepository:
 
     async def update(self, user: User) -> User | None:
         async with (
-            transaction(self._database) as connection,
+            self._database.connection() as connection,
             connection.cursor(row_factory=_user_row) as cursor,
         ):
             await cursor.execute(
@@ -127,7 +136,7 @@ class PostgresUserRepository:
             return await cursor.fetchone()
 
     async def revoke_tokens_issued_before(self, user_id: UUID, moment: datetime) -> bool:
-        async with transaction(self._database) as connection:
+        async with self._database.connection() as connection:
             cursor = await connection.execute(
                 """UPDATE users
                    SET tokens_valid_after = greatest(tokens_valid_after, %(moment)s)
@@ -137,7 +146,7 @@ class PostgresUserRepository:
             return cursor.rowcount == 1
 
     async def delete(self, user_id: UUID) -> bool:
-        async with transaction(self._database) as connection:
+        async with self._database.connection() as connection:
             cursor = await connection.execute(
                 "DELETE FROM users WHERE id = %(id)s", {"id": user_id}
             )
@@ -145,12 +154,12 @@ class PostgresUserRepository:
 
 
 class PostgresTaskRepository:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: PostgresDatabase) -> None:
         self._database = database
 
     async def add(self, task: Task) -> Task:
         async with (
-            transaction(self._database) as connection,
+            self._database.connection() as connection,
             connection.cursor(row_factory=_task_row) as cursor,
         ):
             await cursor.execute(
@@ -174,7 +183,7 @@ class PostgresTaskRepository:
     async def get(self, task_id: UUID, *, for_update: bool = False) -> Task | None:
         lock = " FOR UPDATE" if for_update else ""
         async with (
-            transaction(self._database) as connection,
+            self._database.connection() as connection,
             connection.cursor(row_factory=_task_row) as cursor,
         ):
             await cursor.execute(
@@ -207,21 +216,29 @@ class PostgresTaskRepository:
             "limit": limit + 1,  # one more tells whether a next page exists
             "offset": offset,
         }
-        async with transaction(self._database) as connection, connection.pipeline():
-            # Both statements go out together: one round trip for the page and its total.
-            page = connection.cursor(row_factory=_task_row)
-            await page.execute(
-                f"""SELECT {_TASK_COLUMNS} FROM tasks WHERE {where}
+        # The total rides along with the page (a subquery run once, one round trip); only an
+        # empty page needs a second query for it.
+        total = _COUNT_OF[completed]
+        async with (
+            self._database.connection() as connection,
+            # Binary rows: uuids and timestamps load from bytes, not parsed from text.
+            connection.cursor(row_factory=_task_row_with_total, binary=True) as cursor,
+        ):
+            await cursor.execute(
+                f"""SELECT {_TASK_COLUMNS}, ({total}) FROM tasks WHERE {where}
                     ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s""",
                 params,
             )
-            count = await connection.execute(_COUNT_OF[completed], params)
-            tasks = await page.fetchall()
-            counted = await count.fetchone()
+            rows = await cursor.fetchall()
+            if rows:
+                counted = rows[0][1]
+            else:
+                found = await (await connection.execute(total, params)).fetchone()
+                counted = found[0] if found else None
         return TaskPage(
-            tasks=tasks[:limit],
-            total=counted[0] if counted else 0,
-            has_more=len(tasks) > limit,
+            tasks=[task for task, _ in rows[:limit]],
+            total=counted or 0,  # no row yet: the owner never had a task
+            has_more=len(rows) > limit,
         )
 
     async def update(
@@ -231,7 +248,7 @@ class PostgresTaskRepository:
         # The version check sits in the WHERE clause: a concurrent writer holds the row lock,
         # and the check is made again on the row it leaves behind.
         async with (
-            transaction(self._database) as connection,
+            self._database.connection() as connection,
             connection.cursor(row_factory=_task_row) as cursor,
         ):
             await cursor.execute(
@@ -253,7 +270,7 @@ class PostgresTaskRepository:
     async def delete(
         self, task_id: UUID, *, expected_versions: Collection[datetime] | None = None
     ) -> bool:
-        async with transaction(self._database) as connection:
+        async with self._database.connection() as connection:
             cursor = await connection.execute(
                 f"DELETE FROM tasks WHERE id = %(id)s{_version_check(expected_versions)}",
                 {"id": task_id, "versions": list(expected_versions or ())},
@@ -262,11 +279,11 @@ class PostgresTaskRepository:
 
 
 class PostgresRevocationStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: PostgresDatabase) -> None:
         self._database = database
 
     async def revoke(self, token_key: str, expires_at: datetime) -> None:
-        async with transaction(self._database) as connection:
+        async with self._database.connection() as connection:
             await connection.execute(
                 """WITH purged AS (DELETE FROM revoked_tokens WHERE expires_at < now())
                    INSERT INTO revoked_tokens (token_key, expires_at)
@@ -275,20 +292,34 @@ class PostgresRevocationStore:
                 {"key": token_key, "expires_at": expires_at},
             )
 
-    async def is_revoked(self, token_key: str) -> bool:
-        async with transaction(self._database) as connection:
-            cursor = await connection.execute(
-                "SELECT 1 FROM revoked_tokens WHERE token_key = %(key)s", {"key": token_key}
+
+class PostgresTokenSubjects:
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._database = database
+
+    async def find(self, user_id: UUID, token_key: str) -> TokenSubject:
+        # One row whatever is found: the revocation and the user, in one round trip.
+        async with (
+            self._database.connection() as connection,
+            connection.cursor() as cursor,
+        ):
+            await cursor.execute(
+                f"""SELECT EXISTS (SELECT FROM revoked_tokens WHERE token_key = %(key)s),
+                           {_USER_COLUMNS}
+                    FROM (SELECT) AS one
+                    LEFT JOIN users ON id = %(id)s""",
+                {"id": user_id, "key": token_key},
             )
-            return await cursor.fetchone() is not None
+            revoked, *user = await _one(cursor)
+        return TokenSubject(user=None if user[0] is None else _user(user), token_revoked=revoked)
 
 
 class PostgresLoginAttemptStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: PostgresDatabase) -> None:
         self._database = database
 
     async def failed_logins(self, account_key: str) -> FailedLogins | None:
-        async with transaction(self._database) as connection:
+        async with self._database.connection() as connection:
             cursor = await connection.execute(
                 """SELECT failures, window_started_at FROM login_failures
                    WHERE account_key = %(key)s""",
@@ -300,7 +331,7 @@ class PostgresLoginAttemptStore:
     async def record_failed_login(
         self, account_key: str, now: datetime, window: timedelta
     ) -> FailedLogins:
-        async with transaction(self._database) as connection:
+        async with self._database.connection() as connection:
             cursor = await connection.execute(
                 """WITH purged AS (
                        DELETE FROM login_failures
@@ -326,7 +357,7 @@ class PostgresLoginAttemptStore:
     async def release_failed_login(self, account_key: str) -> None:
         # Two statements, so that the DELETE sees what a concurrent release just committed
         # (one statement would judge the row by its snapshot from before that release).
-        async with transaction(self._database) as connection:
+        async with self._database.connection() as connection:
             decremented = await connection.execute(
                 """UPDATE login_failures SET failures = failures - 1
                    WHERE account_key = %(key)s AND failures > 1
@@ -340,13 +371,13 @@ class PostgresLoginAttemptStore:
                 )
 
     async def clear_failed_logins(self, account_key: str) -> None:
-        async with transaction(self._database) as connection:
+        async with self._database.connection() as connection:
             await connection.execute(
                 "DELETE FROM login_failures WHERE account_key = %(key)s", {"key": account_key}
             )
 
     async def count_attempt(self, client: str, window_started_at: datetime) -> int:
-        async with transaction(self._database) as connection:
+        async with self._database.connection() as connection:
             cursor = await connection.execute(
                 """WITH purged AS (
                        DELETE FROM auth_attempts WHERE window_started_at < %(window)s
@@ -365,7 +396,7 @@ class PostgresLoginAttemptStore:
 
 
 class PostgresIdempotencyStore:
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: PostgresDatabase) -> None:
         self._database = database
 
     async def claim(
@@ -378,7 +409,7 @@ class PostgresIdempotencyStore:
             "now": now,
             "expired_before": now - ttl,
         }
-        async with transaction(self._database) as connection:
+        async with self._database.connection() as connection:
             await connection.execute(
                 "DELETE FROM idempotency_keys WHERE created_at < %(expired_before)s", params
             )
@@ -414,7 +445,7 @@ class PostgresIdempotencyStore:
             "created_at": task.created_at.isoformat(),
             "updated_at": task.updated_at.isoformat(),
         }
-        async with transaction(self._database) as connection:
+        async with self._database.connection() as connection:
             await connection.execute(
                 """UPDATE idempotency_keys SET task = %(task)s
                    WHERE user_id = %(owner_id)s AND key = %(key)s""",

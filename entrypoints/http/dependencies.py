@@ -1,6 +1,5 @@
 """What handlers are given: the caller's token and address, the use cases, the current user."""
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request
@@ -8,8 +7,9 @@ from litestar.di import NamedDependency, Provide
 
 from application.accounts import AccountService
 from application.errors import InvalidToken
+from application.tasks import TaskService
 from domain.users import User
-from entrypoints.bootstrap import Services, UseCases
+from entrypoints.bootstrap import Services
 
 MAX_AUTHORIZATION_HEADER = 8 * 1024
 
@@ -41,9 +41,17 @@ def provide_accounts(request: Request[Any, Any, Any]) -> AccountService:
     return services_of(request).accounts
 
 
-async def provide_current_user(
-    request: Request[Any, Any, Any], accounts: NamedDependency[AccountService]
-) -> User:
+def provide_tasks(
+    request: Request[Any, Any, Any], current_user: NamedDependency[User]
+) -> TaskService:
+    """The task use cases, handed out once the caller is authenticated. (Depending on the
+    user also spares every request a task group: Litestar resolves independent dependencies
+    concurrently, in tasks of their own.)"""
+    return services_of(request).tasks
+
+
+async def provide_current_user(request: Request[Any, Any, Any]) -> User:
+    accounts = services_of(request).accounts
     return _known(request, await accounts.authenticate(bearer_token(request)))
 
 
@@ -53,26 +61,8 @@ def _known(request: Request[Any, Any, Any], user: User) -> User:
     return user
 
 
-async def provide_unit_of_work(request: Request[Any, Any, Any]) -> AsyncIterator[UseCases]:
-    """The request's unit of work: one connection, one transaction, committed before the
-    answer is sent (rolled back when the handler raises)."""
-    async with services_of(request).one_transaction() as use_cases:
-        yield use_cases
-
-
-async def provide_current_user_in_unit_of_work(
-    request: Request[Any, Any, Any], work: NamedDependency[UseCases]
-) -> User:
-    return _known(request, await work.accounts.authenticate(bearer_token(request)))
-
-
 AUTHENTICATED = {"current_user": Provide(provide_current_user)}
-# Task requests authenticate and do their work on one connection: one check-out of the pool
-# instead of one per query. (Auth routes hash passwords, so they never hold a connection.)
-AUTHENTICATED_UNIT_OF_WORK = {
-    "work": Provide(provide_unit_of_work),
-    "current_user": Provide(provide_current_user_in_unit_of_work),
-}
+TASKS = AUTHENTICATED | {"tasks": Provide(provide_tasks, sync_to_thread=False)}
 APP_DEPENDENCIES = {
     "accounts": Provide(provide_accounts, sync_to_thread=False),
 }

@@ -15,8 +15,7 @@ from application.tasks import DEFAULT_PAGE_SIZE, MAX_OFFSET, MAX_PAGE_SIZE, Task
 from domain.errors import ValidationFailed
 from domain.tasks import Task, TaskChanges
 from domain.users import User
-from entrypoints.bootstrap import UseCases
-from entrypoints.http.dependencies import AUTHENTICATED_UNIT_OF_WORK
+from entrypoints.http.dependencies import TASKS
 from entrypoints.http.errors import StrictJsonDTO, responses
 from entrypoints.http.etags import etag_of, matches_none, versions_in
 from entrypoints.http.schemas import (
@@ -73,14 +72,14 @@ def _task_id(raw: str) -> UUID:
 class TaskController(Controller):
     path = "/api/tasks"
     tags = ["tasks"]
-    dependencies = AUTHENTICATED_UNIT_OF_WORK
+    dependencies = TASKS
     security = [{"bearer": []}]
 
     @get("/", responses=responses(401, 422, 503))
     async def list_tasks(
         self,
         current_user: NamedDependency[User],
-        work: NamedDependency[UseCases],
+        tasks: NamedDependency[TaskService],
         limit: Annotated[
             int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")
         ] = DEFAULT_PAGE_SIZE,
@@ -110,7 +109,7 @@ class TaskController(Controller):
             offset=offset,
             after=None if cursor is None else decode_cursor(cursor),
         )
-        page = await work.tasks.list(current_user.id, query)
+        page = await tasks.list(current_user.id, query)
         next_position = page.next_position
         return TaskListResponse(
             tasks=[TaskResponse.of(task) for task in page.tasks],
@@ -131,7 +130,7 @@ class TaskController(Controller):
         self,
         data: JSONBody[NewTask],
         current_user: NamedDependency[User],
-        work: NamedDependency[UseCases],
+        tasks: NamedDependency[TaskService],
         idempotency_key: Annotated[
             str | None,
             HeaderParameter(
@@ -153,7 +152,7 @@ class TaskController(Controller):
             raise ValidationFailed.single(
                 "Idempotency-Key", "Must be 1 to 255 printable ASCII characters"
             )
-        task = await work.tasks.create(
+        task = await tasks.create(
             current_user.id,
             title=data.title,
             description=data.description,
@@ -173,11 +172,11 @@ class TaskController(Controller):
         self,
         task_id: TaskId,
         current_user: NamedDependency[User],
-        work: NamedDependency[UseCases],
+        tasks: NamedDependency[TaskService],
         if_none_match: IfNoneMatch = None,
     ) -> Response[TaskResponse]:
         """With `If-None-Match` naming the current ETag: 304 and no body."""
-        task = await work.tasks.get(current_user.id, _task_id(task_id))
+        task = await tasks.get(current_user.id, _task_id(task_id))
         if if_none_match is not None and matches_none(if_none_match, task):
             # A 304 has no body; the annotation documents the 200.
             return Response(None, status_code=304, headers={"ETag": etag_of(task)})  # type: ignore[arg-type]
@@ -195,11 +194,11 @@ class TaskController(Controller):
         task_id: TaskId,
         data: JSONBody[TaskChangesRequest],
         current_user: NamedDependency[User],
-        work: NamedDependency[UseCases],
+        tasks: NamedDependency[TaskService],
         if_match: IfMatch = None,
     ) -> Response[TaskResponse]:
         """A partial update, exactly as PATCH: absent fields are unchanged."""
-        return await _update(task_id, data, current_user, work.tasks, if_match)
+        return await _update(task_id, data, current_user, tasks, if_match)
 
     @patch(
         "/{task_id:str}",
@@ -213,21 +212,21 @@ class TaskController(Controller):
         task_id: TaskId,
         data: JSONBody[TaskChangesRequest],
         current_user: NamedDependency[User],
-        work: NamedDependency[UseCases],
+        tasks: NamedDependency[TaskService],
         if_match: IfMatch = None,
     ) -> Response[TaskResponse]:
         """Absent fields are unchanged; `"description": null` clears the description."""
-        return await _update(task_id, data, current_user, work.tasks, if_match)
+        return await _update(task_id, data, current_user, tasks, if_match)
 
     @delete("/{task_id:str}", responses=responses(401, 403, 404, 412, 422, 503))
     async def delete_task(
         self,
         task_id: TaskId,
         current_user: NamedDependency[User],
-        work: NamedDependency[UseCases],
+        tasks: NamedDependency[TaskService],
         if_match: IfMatch = None,
     ) -> None:
-        await work.tasks.delete(
+        await tasks.delete(
             current_user.id,
             _task_id(task_id),
             expected_versions=None if if_match is None else versions_in(if_match),

@@ -1,13 +1,18 @@
-"""The connection pool when the database is away, and the embedded PostgreSQL server."""
+"""The connection pool when the database is away or drops connections, the pool's check of a
+connection before lending it, and the embedded PostgreSQL server."""
 
+import asyncio
 import json
 import os
+import select
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg
@@ -15,18 +20,31 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.embedded import _forget_dead_users, start_embedded_postgres
-from adapters.postgres.pool import create_pool, open_pool, ping, transaction
+from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool, ping
 from adapters.postgres.repositories import PostgresTaskRepository, PostgresUserRepository
 from application.errors import StorageUnavailable
+from domain.users import User
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x?connect_timeout=1"
 # With a timeout, pg_terminate_backend returns only once the backend has gone.
 TERMINATE = "SELECT pg_terminate_backend(%s, 5000)"
+T0 = datetime(2024, 5, 1, 12, 30, 45, tzinfo=UTC)
 
 
 @pytest.fixture
 async def pool(clean_database: str) -> AsyncIterator[AsyncConnectionPool]:
     pool = create_pool(clean_database, min_size=1, max_size=2)
+    await open_pool(pool, wait=True, timeout=5)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def one_connection_pool(clean_database: str) -> AsyncIterator[AsyncConnectionPool]:
+    """A pool of a single connection: what it lends next is that one or its replacement."""
+    pool = create_pool(clean_database, min_size=1, max_size=1, timeout=5)
     await open_pool(pool, wait=True, timeout=5)
     try:
         yield pool
@@ -42,6 +60,33 @@ async def unreachable_pool() -> AsyncIterator[AsyncConnectionPool]:
         yield pool
     finally:
         await pool.close()
+
+
+def terminate(url: str, pid: int) -> None:
+    """What a server restart or a managed database's idle timeout does to a connection."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(TERMINATE, (pid,))
+
+
+async def wait_until_readable(connection: psycopg.AsyncConnection[Any]) -> None:
+    """Until the server's side of an idle connection has spoken or closed the socket."""
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    deadline = time.monotonic() + 5
+    while not poller.poll(0):
+        assert time.monotonic() < deadline, "the socket never became readable"
+        await asyncio.sleep(0.01)
+
+
+def activity(url: str, pid: int) -> tuple[str, str, datetime]:
+    """A backend's last statement, state and time of its last change of state, as another
+    connection sees them: every statement the backend receives changes the time."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT query, state, state_change FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchone()
+    assert row is not None, f"no backend {pid}"
+    return row[0], row[1], row[2]
 
 
 # --- an unreachable database -------------------------------------------------------------------
@@ -68,21 +113,27 @@ async def test_ping_is_false_when_the_server_cannot_be_reached(
     assert time.monotonic() - started < 5
 
 
-async def test_a_transaction_on_an_unreachable_server_is_storage_unavailable(
+async def test_a_call_or_an_atomic_block_on_an_unreachable_server_is_storage_unavailable(
     unreachable_pool: AsyncConnectionPool,
 ) -> None:
+    database = PostgresDatabase(unreachable_pool)
+
     with pytest.raises(StorageUnavailable):
-        async with transaction(unreachable_pool) as connection:
+        async with database.connection() as connection:
             await connection.execute("SELECT 1")
+    with pytest.raises(StorageUnavailable):
+        async with database.atomic():
+            await PostgresUserRepository(database).get(uuid.uuid4())
 
 
 async def test_repositories_on_an_unreachable_server_raise_storage_unavailable(
     unreachable_pool: AsyncConnectionPool,
 ) -> None:
+    database = PostgresDatabase(unreachable_pool)
     with pytest.raises(StorageUnavailable):
-        await PostgresUserRepository(unreachable_pool).get(uuid.uuid4())
+        await PostgresUserRepository(database).get(uuid.uuid4())
     with pytest.raises(StorageUnavailable):
-        await PostgresTaskRepository(unreachable_pool).list_for_owner(
+        await PostgresTaskRepository(database).list_for_owner(
             uuid.uuid4(), completed=None, limit=10, offset=0
         )
 
@@ -94,47 +145,118 @@ async def test_ping_is_true_when_the_server_answers(pool: AsyncConnectionPool) -
     assert await ping(pool) is True
 
 
-async def test_a_connection_killed_mid_transaction_is_storage_unavailable_and_the_pool_recovers(
+async def test_a_connection_killed_during_a_call_is_storage_unavailable_and_the_pool_recovers(
     pool: AsyncConnectionPool, clean_database: str
 ) -> None:
+    database = PostgresDatabase(pool)
     with pytest.raises(StorageUnavailable):
-        async with transaction(pool) as connection:
-            pid = connection.info.backend_pid
-            with psycopg.connect(clean_database, autocommit=True) as admin:
-                admin.execute(TERMINATE, (pid,))
+        async with database.connection() as connection:
+            terminate(clean_database, connection.info.backend_pid)
             await connection.execute("SELECT 1")
 
     assert await ping(pool) is True
+    assert await PostgresUserRepository(database).get(uuid.uuid4()) is None
+
+
+async def test_a_connection_killed_in_an_atomic_block_is_storage_unavailable_and_undone(
+    pool: AsyncConnectionPool, clean_database: str
+) -> None:
+    database = PostgresDatabase(pool)
+    users = PostgresUserRepository(database)
+    user = User(uuid.uuid4(), "alice@example.com", "h", T0, T0)
+
+    with pytest.raises(StorageUnavailable):
+        async with database.atomic():
+            await users.add(user)
+            async with database.connection() as connection:
+                terminate(clean_database, connection.info.backend_pid)
+            await users.get(user.id)
+
+    assert await ping(pool) is True
+    assert await users.get(user.id) is None
+    async with database.atomic():  # blocks work again
+        assert await users.add(user) == user
+    assert await users.get(user.id) == user
 
 
 async def test_an_idle_connection_killed_by_the_server_is_replaced_before_use(
-    pool: AsyncConnectionPool, clean_database: str
+    one_connection_pool: AsyncConnectionPool, clean_database: str
 ) -> None:
-    # What a server restart or a managed database's idle timeout does to the pool.
+    pool = one_connection_pool
     async with pool.connection() as connection:
         pid = connection.info.backend_pid
-    with psycopg.connect(clean_database, autocommit=True) as admin:
-        admin.execute(TERMINATE, (pid,))
+    terminate(clean_database, pid)
+    await wait_until_readable(connection)  # the server has closed its end
 
+    # The check sees the closed socket and has the pool replace the connection: the call
+    # succeeds rather than failing on the dead one.
+    database = PostgresDatabase(pool)
+    assert await PostgresUserRepository(database).get(uuid.uuid4()) is None
+    assert pool.get_stats().get("connections_lost", 0) == 1
+    async with database.connection() as replacement:
+        assert replacement.info.backend_pid != pid
     assert await ping(pool) is True
-    async with transaction(pool) as connection:
-        assert connection.info.backend_pid != pid
 
 
-async def test_a_transaction_commits_on_success_and_rolls_back_on_error(
+async def test_a_healthy_idle_connection_is_lent_without_a_round_trip(
+    one_connection_pool: AsyncConnectionPool, clean_database: str
+) -> None:
+    pool = one_connection_pool
+    async with pool.connection() as connection:
+        pid = connection.info.backend_pid
+        await connection.execute("SELECT 'the last statement before going idle'")
+    idle = activity(clean_database, pid)
+    assert idle[:2] == ("SELECT 'the last statement before going idle'", "idle")
+
+    async with pool.connection() as lent:  # the pool's check ran
+        assert lent.info.backend_pid == pid
+        assert activity(clean_database, pid) == idle, "the check sent the server something"
+
+        # What a round-trip check (psycopg_pool's own) would have shown.
+        await AsyncConnectionPool.check_connection(lent)
+        checked = activity(clean_database, pid)
+        assert checked[0] == ""
+        assert checked[2] > idle[2]
+
+    assert pool.get_stats().get("connections_lost", 0) == 0
+
+
+async def test_a_healthy_connection_the_server_spoke_on_gets_a_round_trip_check_and_is_kept(
+    one_connection_pool: AsyncConnectionPool, clean_database: str
+) -> None:
+    pool = one_connection_pool
+    async with pool.connection() as connection:
+        pid = connection.info.backend_pid
+        await connection.execute("LISTEN todo_api_test")
+    with psycopg.connect(clean_database, autocommit=True) as admin:
+        admin.execute("NOTIFY todo_api_test")
+    await wait_until_readable(connection)  # the notification waits in the socket
+    idle = activity(clean_database, pid)
+
+    async with pool.connection() as lent:
+        assert lent.info.backend_pid == pid  # checked, found alive, kept
+        checked = activity(clean_database, pid)
+
+    assert checked[0] == ""  # the empty statement of psycopg_pool's check_connection
+    assert checked[2] > idle[2]
+    assert pool.get_stats().get("connections_lost", 0) == 0
+
+
+async def test_an_atomic_block_commits_on_success_and_rolls_back_on_error(
     pool: AsyncConnectionPool,
 ) -> None:
+    database = PostgresDatabase(pool)
     kept, dropped = uuid.uuid4(), uuid.uuid4()
     insert = "INSERT INTO users (id, email, password_hash) VALUES (%s, %s, 'h')"
-    async with transaction(pool) as connection:
+    async with database.atomic(), database.connection() as connection:
         await connection.execute(insert, (kept, "kept@example.com"))
 
     with pytest.raises(ZeroDivisionError):  # not a storage problem: passed through untouched
-        async with transaction(pool) as connection:
+        async with database.atomic(), database.connection() as connection:
             await connection.execute(insert, (dropped, "dropped@example.com"))
             _ = 1 / 0
 
-    users = PostgresUserRepository(pool)
+    users = PostgresUserRepository(database)
     assert await users.get(kept) is not None
     assert await users.get(dropped) is None
 

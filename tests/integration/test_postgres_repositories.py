@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres.pool import create_pool, open_pool, transaction
+from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
 from adapters.postgres.repositories import PostgresTaskRepository, PostgresUserRepository
 from domain.tasks import new_task
 from domain.users import User
@@ -29,14 +29,24 @@ async def pool_with(url: str, options: str) -> AsyncIterator[AsyncConnectionPool
         await pool.close()
 
 
+async def test_new_sessions_are_set_to_utc(clean_database: str) -> None:
+    async with (
+        pool_with(clean_database, "-c TimeZone=Asia/Kathmandu") as pool,
+        pool.connection() as connection,
+    ):
+        cursor = await connection.execute("SHOW TimeZone")
+        assert await cursor.fetchone() == ("UTC",)
+
+
 async def test_timestamps_are_utc_whatever_the_sessions_time_zone(clean_database: str) -> None:
-    # A managed server may set another TimeZone for the session; the adapter must not care.
+    # A transaction-mode pooler may hand the statements to a session in another time zone
+    # than the one set when the connection was made; the adapter must not care.
     async with pool_with(clean_database, "-c TimeZone=Asia/Kathmandu") as pool:
-        async with transaction(pool) as connection:
-            cursor = await connection.execute("SHOW TimeZone")
-            assert await cursor.fetchone() == ("Asia/Kathmandu",)
-        users = PostgresUserRepository(pool)
-        tasks = PostgresTaskRepository(pool)
+        async with pool.connection() as connection:  # the pool's one connection
+            await connection.execute("SET TIME ZONE 'Asia/Kathmandu'")
+        database = PostgresDatabase(pool)
+        users = PostgresUserRepository(database)
+        tasks = PostgresTaskRepository(database)
         user = await users.add(User(uuid.uuid4(), "tz@example.com", "h", T0, T0))
         task = await tasks.add(
             new_task(
@@ -74,8 +84,9 @@ async def test_ties_are_ordered_by_id_in_the_query_not_by_luck_of_the_plan(
     async with pool_with(
         clean_database, "-c enable_indexscan=off -c enable_bitmapscan=off"
     ) as pool:
-        users = PostgresUserRepository(pool)
-        tasks = PostgresTaskRepository(pool)
+        database = PostgresDatabase(pool)
+        users = PostgresUserRepository(database)
+        tasks = PostgresTaskRepository(database)
         owner = await users.add(User(uuid.uuid4(), "ties@example.com", "h", T0, T0))
         tied = [
             new_task(

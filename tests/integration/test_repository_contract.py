@@ -20,14 +20,17 @@ from adapters.memory import (
     InMemoryLoginAttemptStore,
     InMemoryRevocationStore,
     InMemoryTaskRepository,
+    InMemoryTokenSubjects,
+    InMemoryTransactions,
     InMemoryUserRepository,
 )
-from adapters.postgres.pool import create_pool, open_pool
+from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
 from adapters.postgres.repositories import (
     PostgresIdempotencyStore,
     PostgresLoginAttemptStore,
     PostgresRevocationStore,
     PostgresTaskRepository,
+    PostgresTokenSubjects,
     PostgresUserRepository,
 )
 from application.ports import (
@@ -38,6 +41,8 @@ from application.ports import (
     RevocationStore,
     TaskPage,
     TaskRepository,
+    TokenSubjects,
+    Transactions,
     UserRepository,
 )
 from domain.errors import EmailAlreadyRegistered
@@ -53,32 +58,43 @@ class Repositories:
     users: UserRepository
     tasks: TaskRepository
     revocations: RevocationStore
+    token_subjects: TokenSubjects
     logins: LoginAttemptStore
     idempotency: IdempotencyStore
+    transactions: Transactions
 
 
 @pytest.fixture(params=["memory", "postgres"])
 async def repos(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
     if request.param == "memory":
         tasks = InMemoryTaskRepository()
+        users = InMemoryUserRepository(tasks=tasks)
+        revocations = InMemoryRevocationStore(clock=FixedClock(datetime.now(UTC)))
+        logins = InMemoryLoginAttemptStore()
+        idempotency = InMemoryIdempotencyStore()
         yield Repositories(
-            users=InMemoryUserRepository(tasks=tasks),
+            users=users,
             tasks=tasks,
-            revocations=InMemoryRevocationStore(clock=FixedClock(datetime.now(UTC))),
-            logins=InMemoryLoginAttemptStore(),
-            idempotency=InMemoryIdempotencyStore(),
+            revocations=revocations,
+            token_subjects=InMemoryTokenSubjects(users, revocations),
+            logins=logins,
+            idempotency=idempotency,
+            transactions=InMemoryTransactions(users, tasks, revocations, logins, idempotency),
         )
         return
     url: str = request.getfixturevalue("clean_database")
     pool = create_pool(url, min_size=1, max_size=4)
     await open_pool(pool, wait=True, timeout=5)
+    database = PostgresDatabase(pool)
     try:
         yield Repositories(
-            users=PostgresUserRepository(pool),
-            tasks=PostgresTaskRepository(pool),
-            revocations=PostgresRevocationStore(pool),
-            logins=PostgresLoginAttemptStore(pool),
-            idempotency=PostgresIdempotencyStore(pool),
+            users=PostgresUserRepository(database),
+            tasks=PostgresTaskRepository(database),
+            revocations=PostgresRevocationStore(database),
+            token_subjects=PostgresTokenSubjects(database),
+            logins=PostgresLoginAttemptStore(database),
+            idempotency=PostgresIdempotencyStore(database),
+            transactions=database,
         )
     finally:
         await pool.close()
@@ -816,7 +832,38 @@ async def test_has_more_is_false_on_a_page_that_ends_exactly_at_the_last_task(
     assert short_after.next_position == order[10].position
 
 
-# --- revoked tokens ----------------------------------------------------------------------------
+# --- revoked tokens and the users tokens name ---------------------------------------------------
+
+
+async def is_revoked(repos: Repositories, token_key: str) -> bool:
+    return (await repos.token_subjects.find(uuid.uuid4(), token_key)).token_revoked
+
+
+async def test_a_token_subject_is_the_stored_user_and_whether_the_token_was_revoked(
+    repos: Repositories,
+) -> None:
+    user = await repos.users.add(replace(a_user(), tokens_valid_after=T0))
+    await repos.revocations.revoke("logged-out", datetime.now(UTC) + timedelta(hours=1))
+
+    live = await repos.token_subjects.find(user.id, "live")
+    logged_out = await repos.token_subjects.find(user.id, "logged-out")
+
+    assert (live.user, live.token_revoked) == (user, False)
+    assert (logged_out.user, logged_out.token_revoked) == (user, True)
+
+
+async def test_a_token_subject_of_an_unknown_or_deleted_user_has_no_user(
+    repos: Repositories,
+) -> None:
+    user = await repos.users.add(a_user())
+    await repos.revocations.revoke("logged-out", datetime.now(UTC) + timedelta(hours=1))
+    await repos.users.delete(user.id)
+
+    gone = await repos.token_subjects.find(user.id, "live")
+    never = await repos.token_subjects.find(uuid.uuid4(), "logged-out")
+
+    assert (gone.user, gone.token_revoked) == (None, False)
+    assert (never.user, never.token_revoked) == (None, True)
 
 
 async def test_a_revoked_token_is_revoked_and_others_are_not(repos: Repositories) -> None:
@@ -824,8 +871,8 @@ async def test_a_revoked_token_is_revoked_and_others_are_not(repos: Repositories
 
     await repos.revocations.revoke("token-a", expires)
 
-    assert await repos.revocations.is_revoked("token-a") is True
-    assert await repos.revocations.is_revoked("token-b") is False
+    assert await is_revoked(repos, "token-a") is True
+    assert await is_revoked(repos, "token-b") is False
 
 
 async def test_revoking_a_token_twice_is_harmless(repos: Repositories) -> None:
@@ -835,7 +882,7 @@ async def test_revoking_a_token_twice_is_harmless(repos: Repositories) -> None:
     await repos.revocations.revoke("token-a", expires)
     await repos.revocations.revoke("token-a", expires + timedelta(seconds=1))
 
-    assert await repos.revocations.is_revoked("token-a") is True
+    assert await is_revoked(repos, "token-a") is True
 
 
 async def test_revoked_tokens_are_remembered_until_they_expire_and_then_forgotten(
@@ -847,9 +894,9 @@ async def test_revoked_tokens_are_remembered_until_they_expire_and_then_forgotte
 
     await repos.revocations.revoke("another", now + timedelta(hours=1))
 
-    assert await repos.revocations.is_revoked("live") is True
-    assert await repos.revocations.is_revoked("another") is True
-    assert await repos.revocations.is_revoked("expired") is False
+    assert await is_revoked(repos, "live") is True
+    assert await is_revoked(repos, "another") is True
+    assert await is_revoked(repos, "expired") is False
 
 
 # --- updating a user ---------------------------------------------------------------------------
@@ -1288,3 +1335,80 @@ async def test_a_claim_forgets_every_owners_keys_older_than_the_ttl(repos: Repos
     assert await repos.idempotency.claim(
         alice.id, "young", "fp", T0 + timedelta(hours=25), TTL
     ) == EarlierCreation("fp-young", None)
+
+
+# --- atomic blocks -----------------------------------------------------------------------------
+
+
+class Abandoned(Exception):
+    """Raised by a test to end an atomic block in failure."""
+
+
+async def test_an_atomic_block_that_succeeds_keeps_every_change_made_in_it(
+    repos: Repositories,
+) -> None:
+    alice = await repos.users.add(a_user())
+
+    async with repos.transactions.atomic():
+        assert await repos.idempotency.claim(alice.id, "key-1", "fp-1", T0, TTL) is None
+        task = await repos.tasks.add(a_task(alice))
+        await repos.idempotency.record(alice.id, "key-1", task)
+
+    assert await repos.tasks.get(task.id) == task
+    earlier = await repos.idempotency.claim(alice.id, "key-1", "fp-1", T0, TTL)
+    assert earlier is not None and earlier.task == task
+
+
+async def test_an_atomic_block_that_raises_undoes_every_change_made_in_it(
+    repos: Repositories,
+) -> None:
+    alice = await repos.users.add(a_user())
+    kept = await repos.tasks.add(a_task(alice, "Kept"))
+
+    with pytest.raises(Abandoned):
+        async with repos.transactions.atomic():
+            assert await repos.idempotency.claim(alice.id, "key-1", "fp-1", T0, TTL) is None
+            added = await repos.tasks.add(a_task(alice, "Added"))
+            await repos.tasks.update(replace(kept, title="Changed", completed=True))
+            await repos.users.revoke_tokens_issued_before(alice.id, T0)
+            raise Abandoned()
+
+    assert await repos.tasks.get(added.id) is None
+    assert await repos.tasks.get(kept.id) == kept
+    assert (await repos.users.get(alice.id)) == alice
+    page = await repos.tasks.list_for_owner(alice.id, completed=None, limit=10)
+    assert ([t.id for t in page.tasks], page.total) == ([kept.id], 1)
+    # The key is free again: a retry may claim it.
+    assert await repos.idempotency.claim(alice.id, "key-1", "fp-1", T0, TTL) is None
+
+
+async def test_a_nested_atomic_block_that_raises_undoes_only_its_own_changes(
+    repos: Repositories,
+) -> None:
+    alice = await repos.users.add(a_user())
+
+    async with repos.transactions.atomic():
+        outer = await repos.tasks.add(a_task(alice, "Outer"))
+        with pytest.raises(Abandoned):
+            async with repos.transactions.atomic():
+                inner = await repos.tasks.add(a_task(alice, "Inner"))
+                raise Abandoned()
+
+    assert await repos.tasks.get(outer.id) == outer
+    assert await repos.tasks.get(inner.id) is None
+
+
+async def test_changes_outside_an_atomic_block_stay_when_a_later_block_fails(
+    repos: Repositories,
+) -> None:
+    alice = await repos.users.add(a_user())
+    before = await repos.tasks.add(a_task(alice, "Before"))
+
+    with pytest.raises(Abandoned):
+        async with repos.transactions.atomic():
+            await repos.tasks.delete(before.id)
+            raise Abandoned()
+    after = await repos.tasks.add(a_task(alice, "After"))
+
+    assert await repos.tasks.get(before.id) == before
+    assert await repos.tasks.get(after.id) == after

@@ -15,6 +15,8 @@ from adapters.memory import (
     InMemoryLoginAttemptStore,
     InMemoryRevocationStore,
     InMemoryTaskRepository,
+    InMemoryTokenSubjects,
+    InMemoryTransactions,
     InMemoryUserRepository,
     PlainTextHasher,
 )
@@ -99,19 +101,26 @@ def build(policy: ThrottlePolicy | None = None) -> World:
     attempts = InMemoryLoginAttemptStore()
     hasher = CountingHasher()
     ids = RandomIds()
+    revocations = InMemoryRevocationStore(clock)
     accounts = AccountService(
         users=users,
         hasher=hasher,
         strength=ZxcvbnStrengthMeter(),
         tokens=JwtTokenService(SECRET),
-        revocations=InMemoryRevocationStore(clock),
+        revocations=revocations,
+        token_subjects=InMemoryTokenSubjects(users, revocations),
         emails=EmailValidatorPolicy(),
         throttle=LoginThrottle(store=attempts, clock=clock, policy=policy or ThrottlePolicy()),
         clock=clock,
         ids=ids,
     )
+    idempotency = InMemoryIdempotencyStore()
     tasks = TaskService(
-        idempotency=InMemoryIdempotencyStore(), tasks=task_repository, clock=clock, ids=ids
+        idempotency=idempotency,
+        tasks=task_repository,
+        transactions=InMemoryTransactions(task_repository, idempotency),
+        clock=clock,
+        ids=ids,
     )
     return World(accounts, tasks, task_repository, users, attempts, clock, hasher)
 

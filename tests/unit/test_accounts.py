@@ -17,6 +17,8 @@ from adapters.memory import (
     InMemoryLoginAttemptStore,
     InMemoryRevocationStore,
     InMemoryTaskRepository,
+    InMemoryTokenSubjects,
+    InMemoryTransactions,
     InMemoryUserRepository,
     PlainTextHasher,
 )
@@ -86,12 +88,15 @@ def build(hasher: PasswordHasher | None = None) -> World:
     tokens = JwtTokenService(SECRET)
     hasher = hasher or PlainTextHasher()
     ids = RandomIds()
+    users = InMemoryUserRepository(tasks=task_repository)
+    revocations = InMemoryRevocationStore(clock)
     accounts = AccountService(
-        users=InMemoryUserRepository(tasks=task_repository),
+        users=users,
         hasher=hasher,
         strength=ZxcvbnStrengthMeter(),
         tokens=tokens,
-        revocations=InMemoryRevocationStore(clock),
+        revocations=revocations,
+        token_subjects=InMemoryTokenSubjects(users, revocations),
         emails=EmailValidatorPolicy(),
         throttle=LoginThrottle(
             store=InMemoryLoginAttemptStore(), clock=clock, policy=ThrottlePolicy()
@@ -99,8 +104,13 @@ def build(hasher: PasswordHasher | None = None) -> World:
         clock=clock,
         ids=ids,
     )
+    idempotency = InMemoryIdempotencyStore()
     tasks = TaskService(
-        idempotency=InMemoryIdempotencyStore(), tasks=task_repository, clock=clock, ids=ids
+        idempotency=idempotency,
+        tasks=task_repository,
+        transactions=InMemoryTransactions(task_repository, idempotency),
+        clock=clock,
+        ids=ids,
     )
     return World(accounts, tasks, task_repository, clock, tokens, hasher)
 

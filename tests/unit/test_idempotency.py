@@ -7,7 +7,12 @@ from uuid import UUID
 
 import pytest
 
-from adapters.memory import FixedClock, InMemoryIdempotencyStore, InMemoryTaskRepository
+from adapters.memory import (
+    FixedClock,
+    InMemoryIdempotencyStore,
+    InMemoryTaskRepository,
+    InMemoryTransactions,
+)
 from adapters.system import RandomIds
 from application.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from application.ports import EarlierCreation
@@ -52,7 +57,13 @@ def world() -> World:
     tasks = InMemoryTaskRepository()
     store = ClaimLog()
     clock = FixedClock(START)
-    service = TaskService(tasks=tasks, idempotency=store, clock=clock, ids=RandomIds())
+    service = TaskService(
+        tasks=tasks,
+        idempotency=store,
+        transactions=InMemoryTransactions(tasks, store),
+        clock=clock,
+        ids=RandomIds(),
+    )
     return World(service, tasks, store, clock)
 
 

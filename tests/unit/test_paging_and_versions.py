@@ -11,7 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adapters.memory import FixedClock, InMemoryIdempotencyStore, InMemoryTaskRepository
+from adapters.memory import (
+    FixedClock,
+    InMemoryIdempotencyStore,
+    InMemoryTaskRepository,
+    InMemoryTransactions,
+)
 from adapters.system import RandomIds
 from application.ports import TaskPage
 from application.tasks import MAX_OFFSET, TaskQuery, TaskService
@@ -46,9 +51,11 @@ def make_world(
 ) -> World:
     repository = repository or InMemoryTaskRepository()
     clock = FixedClock(START)
+    idempotency = InMemoryIdempotencyStore()
     service = TaskService(
         tasks=repository,
-        idempotency=InMemoryIdempotencyStore(),
+        idempotency=idempotency,
+        transactions=InMemoryTransactions(repository, idempotency),
         clock=clock,
         ids=ids or RandomIds(),
     )
@@ -486,6 +493,21 @@ async def test_a_change_between_read_and_write_is_caught(
     with pytest.raises(TaskChanged):
         await world.service.delete(ALICE, task.id, expected_versions=[task.updated_at])
     assert (await world.service.get(ALICE, task.id)).title == "third"
+
+
+async def test_a_change_of_other_fields_between_read_and_write_is_kept_with_this_one(
+    racy: tuple[World, InterleavingTaskRepository],
+) -> None:
+    world, repository = racy
+    task = await world.service.create(ALICE, title="x", description="first")
+    repository.meanwhile = [
+        replace(task, completed=True, updated_at=task.updated_at + timedelta(microseconds=1))
+    ]
+
+    updated = await world.service.update(ALICE, task.id, TaskChanges(title="mine"))
+
+    assert (updated.title, updated.description, updated.completed) == ("mine", "first", True)
+    assert await world.service.get(ALICE, task.id) == updated
 
 
 @pytest.mark.parametrize("expected_versions", [None, "current"])

@@ -19,8 +19,14 @@ from hypothesis.stateful import (
     rule,
 )
 
-from adapters.memory import FixedClock, InMemoryIdempotencyStore, InMemoryTaskRepository
+from adapters.memory import (
+    FixedClock,
+    InMemoryIdempotencyStore,
+    InMemoryTaskRepository,
+    InMemoryTransactions,
+)
 from adapters.system import RandomIds
+from application.ports import IdGenerator
 from application.tasks import (
     DEFAULT_PAGE_SIZE,
     MAX_OFFSET,
@@ -48,6 +54,19 @@ class SequentialIds:
         return self._ids.pop(0)
 
 
+def in_memory_task_service(
+    repository: InMemoryTaskRepository, clock: FixedClock, ids: IdGenerator | None = None
+) -> TaskService:
+    idempotency = InMemoryIdempotencyStore()
+    return TaskService(
+        tasks=repository,
+        idempotency=idempotency,
+        transactions=InMemoryTransactions(repository, idempotency),
+        clock=clock,
+        ids=ids or RandomIds(),
+    )
+
+
 @dataclass
 class World:
     service: TaskService
@@ -59,13 +78,7 @@ class World:
 def world() -> World:
     repository = InMemoryTaskRepository()
     clock = FixedClock(START)
-    return World(
-        TaskService(
-            idempotency=InMemoryIdempotencyStore(), tasks=repository, clock=clock, ids=RandomIds()
-        ),
-        repository,
-        clock,
-    )
+    return World(in_memory_task_service(repository, clock), repository, clock)
 
 
 async def create_at(world: World, owner: UUID, title: str, at: datetime, **fields: Any) -> Task:
@@ -128,12 +141,7 @@ async def test_list_is_newest_first(world: World) -> None:
 async def test_list_breaks_created_at_ties_by_id_descending() -> None:
     ids = [UUID(int=n) for n in (5, 9, 1, 7)]
     repository = InMemoryTaskRepository()
-    service = TaskService(
-        idempotency=InMemoryIdempotencyStore(),
-        tasks=repository,
-        clock=FixedClock(START),
-        ids=SequentialIds(ids),
-    )
+    service = in_memory_task_service(repository, FixedClock(START), SequentialIds(ids))
     for n in range(4):
         await service.create(ALICE, title=f"task {n}")
     page = await service.list(ALICE, TaskQuery())
@@ -329,12 +337,7 @@ class OwnershipMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.clock = FixedClock(START)
-        self.service = TaskService(
-            idempotency=InMemoryIdempotencyStore(),
-            tasks=InMemoryTaskRepository(),
-            clock=self.clock,
-            ids=RandomIds(),
-        )
+        self.service = in_memory_task_service(InMemoryTaskRepository(), self.clock)
         self.alice: dict[UUID, Expected] = {}
         self.bob: dict[UUID, Expected] = {}
 

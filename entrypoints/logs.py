@@ -1,16 +1,18 @@
 """Logging: one JSON object per line for machines, readable lines on a terminal. Every record
 of a request carries its request id (and the user's id once known)."""
 
-import json
 import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 user_id: ContextVar[str | None] = ContextVar("user_id", default=None)
 
+_JSON = msgspec.json.Encoder(enc_hook=str)  # anything else a record carries: its str()
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {
     "message",
     "asctime",
@@ -42,7 +44,7 @@ class JsonFormatter(logging.Formatter):
         )
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return _JSON.encode(line).decode()
 
 
 class ConsoleFormatter(logging.Formatter):

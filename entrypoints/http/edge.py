@@ -50,19 +50,26 @@ class ObservedRequests:
             elapsed = time.perf_counter() - started
             route = cast(dict[str, Any], scope).get("path_template") or "unmatched"
             self._metrics.observe(scope["method"], route, status, elapsed)
-            log.info(
-                "%s %s %s",
-                scope["method"],
-                route,
-                status,
-                extra={
-                    "method": scope["method"],
-                    "route": route,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "user_id": (scope.get("state") or {}).get("user_id"),
-                },
-            )
+            if log.isEnabledFor(logging.INFO):
+                # The record is made here rather than by log.info(), which would also look up
+                # the calling frame on every request, for a source location no line shows.
+                record = log.makeRecord(
+                    log.name,
+                    logging.INFO,
+                    __file__,
+                    0,
+                    "%s %s %s",
+                    (scope["method"], route, status),
+                    None,
+                    extra={
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "user_id": (scope.get("state") or {}).get("user_id"),
+                    },
+                )
+                log.handle(record)
             request_id.reset(token)
 
 

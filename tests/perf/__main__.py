@@ -4,8 +4,12 @@ Starts todo-api (`todo-api serve`, bcrypt cost 12, login throttling off) on a fr
 seeds it through the HTTP API, and measures requests/s and p50/p99 latency of: list 20 tasks,
 get one task, create a task, update a task, login, health, and the list while 8 connections log
 in continuously. With --baseline URL or --start-baseline the same scenarios run against the
-baseline right after, and the ratios are compared with the targets of issue 4. Load comes from
-wrk when it is on PATH, else from a Python asyncio load generator. todo-api's other settings
+baseline, and the ratios are compared with the targets of issue 4. Both servers are seeded
+first; then, in each of --rounds rounds, every scenario is measured on todo-api and on the
+baseline back to back (todo-api first in odd rounds, the baseline first in even ones), so that
+a machine whose speed drifts weighs on both alike. Each server reports, per scenario, its round
+of median req/s, and the spread over the rounds. Load comes from wrk when it is on PATH, else
+from a Python asyncio load generator. todo-api's other settings
 (DATABASE_PREPARE_THRESHOLD, DATABASE_POOL_MAX, LOG_LEVEL...) pass through from the environment.
 
 examples:
@@ -26,7 +30,7 @@ from typing import NoReturn
 from tests.perf import report
 from tests.perf.load import LoadGenerator
 from tests.perf.scale import ScaleReport, measure_scale
-from tests.perf.scenarios import Options, ServerReport, benchmark_server, progress
+from tests.perf.scenarios import Options, ServerReport, benchmark_servers, progress
 from tests.perf.servers import (
     RunningServer,
     baseline_server,
@@ -59,6 +63,13 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=2,
         help="seconds of warm-up per scenario (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="measurements of each scenario on each server, of which the round of median "
+        "req/s is reported (default: %(default)s)",
     )
     parser.add_argument(
         "--connections", type=int, default=32, help="concurrent connections (default: %(default)s)"
@@ -105,10 +116,11 @@ def main() -> None:
     if (
         arguments.duration <= 0
         or arguments.warmup < 0
-        or min(arguments.connections, arguments.workers) < 1
+        or min(arguments.rounds, arguments.connections, arguments.workers) < 1
     ):
         parser.error(
-            "--duration, --connections and --workers must be positive, --warmup not negative"
+            "--duration, --rounds, --connections and --workers must be positive, "
+            "--warmup not negative"
         )
     # SIGTERM unwinds like Ctrl-C, so that the servers and the database are stopped.
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -117,6 +129,7 @@ def main() -> None:
         warmup=arguments.warmup,
         connections=arguments.connections,
         memory=arguments.memory,
+        rounds=arguments.rounds,
     )
     generator = LoadGenerator(python_only=arguments.python_load)
     progress(f"load generator: {generator.name}")
@@ -136,8 +149,9 @@ def main() -> None:
         elif arguments.baseline:
             baseline = local_server("baseline", arguments.baseline)
 
-        todo_report = benchmark_server(todo, generator, options)
-        baseline_report = benchmark_server(baseline, generator, options) if baseline else None
+        servers = [todo] if baseline is None else [todo, baseline]
+        todo_report, *baseline_reports = benchmark_servers(servers, generator, options)
+        baseline_report = baseline_reports[0] if baseline_reports else None
         scale = measure_scale(generator, todo, todo_database, options) if arguments.scale else None
     _print_and_save(arguments, generator, todo_report, baseline_report, scale)
 
@@ -152,6 +166,7 @@ def _print_and_save(
     print(
         f"\nload: {generator.name}; {arguments.connections} connections, "
         f"{arguments.duration:g} s per scenario after {arguments.warmup:g} s of warm-up; "
+        f"{arguments.rounds} round{'s' if arguments.rounds != 1 else ''}, medians; "
         f"todo-api workers: {arguments.workers}\n"
     )
     sections = [report.server_table(todo, arguments.connections)]
@@ -171,6 +186,7 @@ def _print_and_save(
                 "options": {
                     "duration": arguments.duration,
                     "warmup": arguments.warmup,
+                    "rounds": arguments.rounds,
                     "connections": arguments.connections,
                     "workers": arguments.workers,
                 },

@@ -2,20 +2,28 @@
 numbers as JSON."""
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.perf.load import LoadResult
 from tests.perf.scale import ScaleReport
-from tests.perf.scenarios import SCENARIO_TITLES, STORM_LOGIN_CONNECTIONS, ServerReport
+from tests.perf.scenarios import (
+    SCENARIO_TITLES,
+    STORM_LOGIN_CONNECTIONS,
+    STORM_TITLE,
+    ServerReport,
+)
 
 MEBIBYTE = 1024 * 1024
-_HEADER = "{:<32}{:>6}     req/s    p50 ms    p99 ms  sock err  non-2xx (status:count)"
+_HEADER = "{:<32}{:>6}     req/s{}    p50 ms    p99 ms  sock err  non-2xx (status:count)"
+_SPREAD_WIDTH = 18
 FOOTNOTES = """\
 req/s counts 2xx answers only; p50/p99 are over every answer; n/a: no answer arrived within the
-run. Login at full concurrency: a server that bounds its bcrypt queue (todo-api) answers 503
+run. Every row shows the server's round of median req/s (the storm's two rows: the round of
+median list req/s), and so do the ratios; rounds min-max: the lowest and highest req/s over the
+rounds. Login at full concurrency: a server that bounds its bcrypt queue (todo-api) answers 503
 beyond it, so non-2xx is expected there; one that hashes every login at once in a thread pool
 (the baseline) makes each take about as long as all of them. The baseline's /health does not
 touch the database."""
@@ -51,13 +59,19 @@ def target(
 
 
 def server_table(report: ServerReport, connections: int) -> str:
-    rows = [(title, connections, report.scenarios[key]) for key, title in SCENARIO_TITLES.items()]
-    rows += [
-        ("list under login storm", connections, report.storm_list),
-        ("  logins during the storm", STORM_LOGIN_CONNECTIONS, report.storm_login),
+    rows = [
+        (title, connections, report.scenarios[key], key) for key, title in SCENARIO_TITLES.items()
     ]
-    lines = [f"== {report.name}  {report.url}", _HEADER.format("scenario", "conns")]
-    lines += [_row(title, result, conns) for title, conns, result in rows]
+    rows += [
+        (STORM_TITLE, connections, report.storm_list, "storm_list"),
+        ("  logins during the storm", STORM_LOGIN_CONNECTIONS, report.storm_login, "storm_login"),
+    ]
+    spread_header = f"{'rounds min-max':>{_SPREAD_WIDTH}}"
+    lines = [f"== {report.name}  {report.url}", _HEADER.format("scenario", "conns", spread_header)]
+    lines += [
+        _row(title, result, conns, _spread(report.requests_per_second_by_round[key]))
+        for title, conns, result, key in rows
+    ]
     if report.memory:
         readings = ", ".join(
             f"{m.rss_bytes / MEBIBYTE:.1f} MiB after {m.after_requests} requests"
@@ -72,7 +86,7 @@ def ratio_table(todo: ServerReport, baseline: ServerReport) -> str:
         (title, todo.scenarios[key], baseline.scenarios[key])
         for key, title in SCENARIO_TITLES.items()
     ]
-    pairs.append(("list under login storm", todo.storm_list, baseline.storm_list))
+    pairs.append((STORM_TITLE, todo.storm_list, baseline.storm_list))
     lines = [
         "== todo-api vs baseline (req/s: todo-api / baseline; p99: baseline / todo-api)",
         f"{'scenario':<32}{'req/s ratio':>12}{'p99 ratio':>12}",
@@ -95,7 +109,7 @@ def scale_table(scale: ScaleReport) -> str:
         ("user with 10 tasks, alone", scale.tiny_user_alone),
         ("same, among 10 x 100 000 others", scale.tiny_user_among_others),
     ]
-    lines = ["== todo-api: GET /api/tasks?limit=20 as data grows", _HEADER.format("page", "")]
+    lines = ["== todo-api: GET /api/tasks?limit=20 as data grows", _HEADER.format("page", "", "")]
     for title, result in rows:
         if result is None:
             lines.append(f"{title:<32}n/a: no `cursor` parameter in the OpenAPI document")
@@ -221,17 +235,22 @@ def _plain(value: object) -> object:
     return plain
 
 
-def _row(title: str, result: LoadResult, connections: int | None = None) -> str:
+def _row(title: str, result: LoadResult, connections: int | None = None, spread: str = "") -> str:
     others = " ".join(
         f"{status}:{count}"
         for status, count in sorted(result.statuses.items())
         if not 200 <= status < 300
     )
     return (
-        f"{title:<32}{connections or '':>6}{result.requests_per_second:>10.1f}"
+        f"{title:<32}{connections or '':>6}{result.requests_per_second:>10.1f}{spread}"
         f"{_milliseconds(result.p50_ms):>10}{_milliseconds(result.p99_ms):>10}"
         f"{result.socket_errors:>10}  {others or '0'}"
     )
+
+
+def _spread(rates: Sequence[float]) -> str:
+    shown = f"{min(rates):.1f}-{max(rates):.1f}"
+    return f"{shown:>{_SPREAD_WIDTH}}"
 
 
 def _milliseconds(value: float | None) -> str:

@@ -1,12 +1,14 @@
 """What is measured on each server: seeding through its HTTP API, the six scenarios of issue 4,
-the list under a login storm, and resident memory over many requests."""
+the list under a login storm, and resident memory over many requests. The scenarios run in
+rounds, every server measured back to back within each, and each server reports its median
+round, so that the drift of a shared machine weighs on all servers alike."""
 
 import json
 import secrets
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -32,6 +34,9 @@ SCENARIO_TITLES = {
     "health": "health",
     "login": "login (bcrypt cost 12)",
 }
+STORM = "storm"
+"""The list under a login storm: two loads at once, the list first."""
+STORM_TITLE = "list under login storm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +45,7 @@ class Options:
     warmup: float
     connections: int
     memory: bool
+    rounds: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +82,9 @@ class ServerReport:
     storm_list: LoadResult
     storm_login: LoadResult
     memory: list[MemoryReading]
+    requests_per_second_by_round: dict[str, list[float]]
+    """The req/s of every round, by key of SCENARIO_TITLES and "storm_list", "storm_login". The
+    results above are those of the median round (the storm's by the list's req/s)."""
 
 
 def expect(response: httpx.Response, status: int) -> httpx.Response:
@@ -197,28 +206,79 @@ def settle(server: RunningServer) -> None:
     progress(f"{server.name}: still busy after {SETTLE_SECONDS} s; going on")
 
 
-def benchmark_server(
-    server: RunningServer, generator: LoadGenerator, options: Options
-) -> ServerReport:
+@dataclass(slots=True)
+class _Rounds:
+    """One server, seeded, and the results of each of its measurements so far."""
+
+    server: RunningServer
+    loads: dict[str, list[Load]]
+    memory: list[MemoryReading]
+    results: dict[str, list[list[LoadResult]]] = field(default_factory=dict)
+    """By key of `loads`, one list per round: the results of its loads, in their order."""
+
+
+def benchmark_servers(
+    servers: Sequence[RunningServer], generator: LoadGenerator, options: Options
+) -> list[ServerReport]:
+    """Seeds every server (and reads its memory with --memory), then runs `options.rounds`
+    rounds: in each, every scenario is measured on all the servers back to back, in their order
+    in odd rounds and in reverse order in even ones. Each server reports, for each scenario,
+    its round of median req/s (the lower middle for an even number of rounds)."""
+    prepared = [_prepare(server, generator, options) for server in servers]
+    for number in range(1, options.rounds + 1):
+        order = prepared if number % 2 else prepared[::-1]
+        for key in [*SCENARIO_TITLES, STORM]:
+            for each in order:
+                # The others must be idle too: one may still be hashing its last logins.
+                for other in servers:
+                    if other is not each.server:
+                        settle(other)
+                results = measure(generator, each.server, each.loads[key], options)
+                each.results.setdefault(key, []).append(results)
+                title = SCENARIO_TITLES.get(key, STORM_TITLE)
+                progress(
+                    f"round {number}/{options.rounds}: {each.server.name}: {title}: "
+                    f"{results[0].requests_per_second:.0f} req/s"
+                )
+    return [_median_report(each) for each in prepared]
+
+
+def _prepare(server: RunningServer, generator: LoadGenerator, options: Options) -> _Rounds:
     progress(f"{server.name}: seeding {SEEDED_TASKS} tasks through the API")
     seeded = seed(server.url)
     memory = measure_memory(server, generator, seeded, options) if options.memory else []
-    results: dict[str, LoadResult] = {}
-    for key, requests in scenarios(seeded).items():
-        [result] = measure(generator, server, [Load(requests, options.connections)], options)
-        results[key] = result
-        progress(f"{server.name}: {SCENARIO_TITLES[key]}: {result.requests_per_second:.0f} req/s")
-    storm_list, storm_login = measure(
-        generator,
-        server,
-        [
-            Load([list_request(seeded.reader)], options.connections),
-            Load([login_request(seeded.reader.email)], STORM_LOGIN_CONNECTIONS),
-        ],
-        options,
+    loads = {
+        key: [Load(requests, options.connections)] for key, requests in scenarios(seeded).items()
+    }
+    loads[STORM] = [
+        Load([list_request(seeded.reader)], options.connections),
+        Load([login_request(seeded.reader.email)], STORM_LOGIN_CONNECTIONS),
+    ]
+    return _Rounds(server, loads, memory)
+
+
+def _median_report(rounds: _Rounds) -> ServerReport:
+    def rates(key: str, load: int = 0) -> list[float]:
+        return [results[load].requests_per_second for results in rounds.results[key]]
+
+    storm_list, storm_login = _median_round(rounds.results[STORM])
+    return ServerReport(
+        name=rounds.server.name,
+        url=rounds.server.url,
+        scenarios={key: _median_round(rounds.results[key])[0] for key in SCENARIO_TITLES},
+        storm_list=storm_list,
+        storm_login=storm_login,
+        memory=rounds.memory,
+        requests_per_second_by_round={key: rates(key) for key in SCENARIO_TITLES}
+        | {"storm_list": rates(STORM), "storm_login": rates(STORM, load=1)},
     )
-    progress(f"{server.name}: list under login storm: {storm_list.requests_per_second:.0f} req/s")
-    return ServerReport(server.name, server.url, results, storm_list, storm_login, memory)
+
+
+def _median_round(rounds: Sequence[Sequence[LoadResult]]) -> Sequence[LoadResult]:
+    """The results of the round whose first load had the median req/s (the lower middle of an
+    even number of rounds)."""
+    ranked = sorted(rounds, key=lambda results: results[0].requests_per_second)
+    return ranked[(len(ranked) - 1) // 2]
 
 
 def measure_memory(

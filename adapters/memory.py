@@ -154,8 +154,10 @@ class InMemoryTokenSubjects:
 
 
 class InMemoryTransactions:
-    """Atomic blocks over in-memory stores: what the block changed in them is undone when it
-    raises. (One event loop: no other task runs between two statements of a store.)"""
+    """Atomic blocks over in-memory stores: when a block raises, the stores are put back as
+    they were when it began. Unlike PostgreSQL, that also undoes what other tasks wrote to them
+    meanwhile, and the block's writes are visible to others before it ends: a fake for tests
+    that run one use case at a time."""
 
     def __init__(self, *stores: object) -> None:
         self._stores = stores

@@ -3,6 +3,7 @@
 import asyncio
 import base64
 import hashlib
+import logging
 import os
 import sys
 import threading
@@ -38,10 +39,14 @@ when the CPU is contended, the event loop and the database get about ten times t
 
 def _run_behind_requests() -> None:
     # On Linux a thread has a nice value of its own; elsewhere the threads keep the process's.
-    if sys.platform == "linux":
-        thread = threading.get_native_id()
+    if sys.platform != "linux":
+        return
+    thread = threading.get_native_id()
+    try:
         niceness = os.getpriority(os.PRIO_PROCESS, thread) + HASHING_NICENESS
         os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
+    except OSError as error:  # a sandbox that forbids it: hash at the process's priority
+        logging.getLogger(__name__).warning("bcrypt threads keep their priority: %s", error)
 
 
 class BcryptHasher:

@@ -1,6 +1,7 @@
 """Logging: one JSON object per line for machines, readable lines on a terminal. Every record
 of a request carries its request id (and the user's id once known)."""
 
+import json
 import logging
 import sys
 from contextvars import ContextVar
@@ -44,7 +45,10 @@ class JsonFormatter(logging.Formatter):
         )
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return _JSON.encode(line).decode()
+        try:
+            return _JSON.encode(line).decode()
+        except UnicodeEncodeError:  # a lone surrogate, which msgspec refuses: json escapes it
+            return json.dumps(line, default=str)
 
 
 class ConsoleFormatter(logging.Formatter):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 from psycopg_pool.base import AttemptWithBackoff
 
@@ -20,6 +21,26 @@ from application.errors import ServerBusy, StorageUnavailable
 # the service's recovery within a second or two of the database's.
 AttemptWithBackoff.INITIAL_DELAY = 0.5
 AttemptWithBackoff.DELAY_BACKOFF = 1.0
+
+
+# TCP keepalives, unless the URL sets its own: an idle pooled connection then keeps a NAT or a
+# load balancer from silently forgetting it, and one whose peer has gone away errors out within
+# about a minute (its socket then polls readable, and the pool's check replaces it) rather than
+# failing the request that borrows it. libpq ignores them on Unix sockets.
+KEEPALIVES = {
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+}
+
+
+def _keepalives_missing_from(url: str) -> dict[str, str]:
+    try:
+        given = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:  # a malformed URL: connecting will say so
+        return {}
+    return {name: value for name, value in KEEPALIVES.items() if name not in given}
 
 
 def create_pool(
@@ -43,7 +64,11 @@ def create_pool(
         max_size=max_size,
         timeout=timeout,
         max_waiting=max_waiting,
-        kwargs={"prepare_threshold": prepare_threshold, "autocommit": True},
+        kwargs={
+            "prepare_threshold": prepare_threshold,
+            "autocommit": True,
+            **_keepalives_missing_from(url),
+        },
         configure=_in_utc,
         check=check_if_closed_by_server,
         open=False,

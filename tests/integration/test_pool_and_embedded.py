@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.embedded import _forget_dead_users, start_embedded_postgres
@@ -240,6 +241,37 @@ async def test_a_healthy_connection_the_server_spoke_on_gets_a_round_trip_check_
     assert checked[0] == ""  # the empty statement of psycopg_pool's check_connection
     assert checked[2] > idle[2]
     assert pool.get_stats().get("connections_lost", 0) == 0
+
+
+def connection_options(connection: psycopg.AsyncConnection[Any]) -> dict[str, str]:
+    """The libpq options the connection was made with."""
+    return {
+        option.keyword.decode(): option.val.decode()
+        for option in connection.pgconn.info
+        if option.val is not None
+    }
+
+
+@pytest.mark.parametrize("url_sets_idle", [False, True], ids=["default", "url-sets-idle"])
+async def test_pooled_connections_keep_alive_unless_the_url_says_otherwise(
+    clean_database: str, url_sets_idle: bool
+) -> None:
+    url = make_conninfo(clean_database, keepalives_idle="7") if url_sets_idle else clean_database
+    pool = create_pool(url, min_size=1, max_size=1)
+    await open_pool(pool, wait=True, timeout=5)
+    try:
+        async with pool.connection() as connection:
+            options = connection_options(connection)
+    finally:
+        await pool.close()
+
+    assert options["keepalives"] == "1"
+    assert options["keepalives_idle"] == ("7" if url_sets_idle else "30")
+    assert (options["keepalives_interval"], options["keepalives_count"]) == ("10", "3")
+
+
+def test_a_malformed_url_makes_a_pool_that_fails_to_connect_not_a_crash() -> None:
+    assert create_pool("postgresql://[::1", min_size=1, max_size=1) is not None
 
 
 async def test_an_atomic_block_commits_on_success_and_rolls_back_on_error(

@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from contextlib import suppress
+from contextlib import AbstractAsyncContextManager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -22,10 +22,12 @@ from adapters.postgres.repositories import (
     PostgresTaskRepository,
     PostgresUserRepository,
 )
+from adapters.system import RandomIds, SystemClock
 from application.errors import ServerBusy
 from application.ports import EarlierCreation
+from application.tasks import TaskService
 from domain.errors import EmailAlreadyRegistered
-from domain.tasks import Task, new_task
+from domain.tasks import Task, TaskChanges, new_task
 from domain.users import User
 
 T0 = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)
@@ -557,3 +559,60 @@ async def test_requests_beyond_max_waiting_are_refused_at_once_and_the_pool_reco
         await asyncio.wait_for(hold(database), 5)
     finally:
         await pool.close()
+
+
+# --- task updates racing on PostgreSQL -----------------------------------------------------------
+
+
+class CountedTransactions:
+    """The database's atomic blocks, counted: how often an update took its locked path."""
+
+    def __init__(self, database: PostgresDatabase) -> None:
+        self._database = database
+        self.blocks = 0
+
+    def atomic(self) -> AbstractAsyncContextManager[None]:
+        self.blocks += 1
+        return self._database.atomic()
+
+
+async def test_concurrent_partial_updates_of_one_task_lose_no_field_and_only_races_take_locks(
+    clean_database: str,
+) -> None:
+    pool = create_pool(clean_database, min_size=4, max_size=4)
+    await open_pool(pool, wait=True, timeout=5)
+    try:
+        database = PostgresDatabase(pool)
+        transactions = CountedTransactions(database)
+        service = TaskService(
+            tasks=PostgresTaskRepository(database),
+            idempotency=PostgresIdempotencyStore(database),
+            transactions=transactions,
+            clock=SystemClock(),
+            ids=RandomIds(),
+        )
+        owner = await PostgresUserRepository(database).add(a_user())
+        task = await service.create(owner.id, title="first")
+
+        for n in range(5):  # one at a time: never a race, never a lock
+            await service.update(owner.id, task.id, TaskChanges(title=f"alone {n}"))
+        assert transactions.blocks == 0
+
+        rounds, lost = 40, 0
+        for n in range(rounds):
+            await asyncio.gather(
+                service.update(owner.id, task.id, TaskChanges(title=f"title {n}")),
+                service.update(owner.id, task.id, TaskChanges(description=f"description {n}")),
+                service.update(owner.id, task.id, TaskChanges(completed=n % 2 == 0)),
+            )
+            final = await service.get(owner.id, task.id)
+            lost += (final.title, final.description, final.completed) != (
+                f"title {n}",
+                f"description {n}",
+                n % 2 == 0,
+            )
+    finally:
+        await pool.close()
+
+    assert lost == 0
+    assert transactions.blocks > 0, "the updates never raced: the test proves nothing"

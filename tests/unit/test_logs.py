@@ -84,6 +84,12 @@ def test_a_json_line_carries_the_extra_fields_but_not_empty_ones() -> None:
     assert "nothing" not in line
 
 
+def test_a_json_line_keeps_text_that_is_not_valid_unicode() -> None:
+    # A lone surrogate (from a badly decoded header, say) cannot be encoded as UTF-8.
+    line = json.loads(JsonFormatter().format(record("got %s", ("\ud800 and more",))))
+    assert line["message"] == "got \ud800 and more"
+
+
 def test_a_json_line_carries_the_exception() -> None:
     try:
         raise RuntimeError("boom")

@@ -228,6 +228,19 @@ async def test_hashing_runs_at_a_lower_cpu_priority_than_the_requests(
     assert niceness == [min(19, os.getpriority(os.PRIO_PROCESS, 0) + HASHING_NICENESS)]
 
 
+async def test_hashing_works_where_the_priority_cannot_be_lowered(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def forbidden(*_: object) -> None:
+        raise PermissionError("not allowed here")
+
+    monkeypatch.setattr(os, "setpriority", forbidden)
+    hasher = BcryptHasher(rounds=4, concurrency=1)
+
+    assert await hasher.verify("correct horse", await hasher.hash("correct horse"))
+    assert any("keep their priority" in message for message in caplog.messages)
+
+
 async def test_nothing_waits_on_an_idle_hasher(bounded: BcryptHasher) -> None:
     assert bounded.waiting == 0
     await bounded.hash("correct horse")

@@ -25,6 +25,7 @@ from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool, pin
 from adapters.postgres.repositories import PostgresTaskRepository, PostgresUserRepository
 from application.errors import StorageUnavailable
 from domain.users import User
+from tests.integration.support import opened_pool
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x?connect_timeout=1"
 # With a timeout, pg_terminate_backend returns only once the backend has gone.
@@ -34,23 +35,15 @@ T0 = datetime(2024, 5, 1, 12, 30, 45, tzinfo=UTC)
 
 @pytest.fixture
 async def pool(clean_database: str) -> AsyncIterator[AsyncConnectionPool]:
-    pool = create_pool(clean_database, min_size=1, max_size=2)
-    await open_pool(pool, wait=True, timeout=5)
-    try:
+    async with opened_pool(clean_database, min_size=1, max_size=2) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture
 async def one_connection_pool(clean_database: str) -> AsyncIterator[AsyncConnectionPool]:
     """A pool of a single connection: what it lends next is that one or its replacement."""
-    pool = create_pool(clean_database, min_size=1, max_size=1, timeout=5)
-    await open_pool(pool, wait=True, timeout=5)
-    try:
+    async with opened_pool(clean_database, min_size=1, max_size=1, timeout=5) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture
@@ -257,13 +250,11 @@ async def test_pooled_connections_keep_alive_unless_the_url_says_otherwise(
     clean_database: str, url_sets_idle: bool
 ) -> None:
     url = make_conninfo(clean_database, keepalives_idle="7") if url_sets_idle else clean_database
-    pool = create_pool(url, min_size=1, max_size=1)
-    await open_pool(pool, wait=True, timeout=5)
-    try:
-        async with pool.connection() as connection:
-            options = connection_options(connection)
-    finally:
-        await pool.close()
+    async with (
+        opened_pool(url, min_size=1, max_size=1) as pool,
+        pool.connection() as connection,
+    ):
+        options = connection_options(connection)
 
     assert options["keepalives"] == "1"
     assert options["keepalives_idle"] == ("7" if url_sets_idle else "30")

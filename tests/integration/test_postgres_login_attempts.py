@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.memory import InMemoryLoginAttemptStore
-from adapters.postgres.pool import create_pool, open_pool
+from adapters.postgres.pool import PostgresDatabase
 from adapters.postgres.repositories import PostgresLoginAttemptStore
 from application.ports import FailedLogins
+from tests.integration.support import opened_pool
 
 T0 = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)
 MINUTE = T0.replace(second=0, microsecond=0)
@@ -24,12 +24,8 @@ CONCURRENT_CALLS = 20
 
 @pytest.fixture
 async def pool(clean_database: str) -> AsyncIterator[AsyncConnectionPool]:
-    pool = create_pool(clean_database, min_size=4, max_size=4)
-    await open_pool(pool, wait=True, timeout=5)
-    try:
+    async with opened_pool(clean_database, min_size=4, max_size=4) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 def rows_of(url: str, table: str, key_column: str) -> list[tuple[object, ...]]:
@@ -46,7 +42,7 @@ def rows_of(url: str, table: str, key_column: str) -> list[tuple[object, ...]]:
 async def test_concurrent_failed_logins_for_one_key_are_all_counted(
     pool: AsyncConnectionPool, clean_database: str
 ) -> None:
-    store = PostgresLoginAttemptStore(pool)
+    store = PostgresLoginAttemptStore(PostgresDatabase(pool))
     # An expired row of another key that every call tries to purge at the same time.
     await store.record_failed_login("expired", T0 - WINDOW, WINDOW)
 
@@ -64,7 +60,7 @@ async def test_concurrent_failed_logins_for_one_key_are_all_counted(
 async def test_concurrent_failed_logins_for_one_key_across_windows_lose_nothing(
     pool: AsyncConnectionPool,
 ) -> None:
-    store = PostgresLoginAttemptStore(pool)
+    store = PostgresLoginAttemptStore(PostgresDatabase(pool))
     for _ in range(3):
         await store.record_failed_login("key-a", T0 - WINDOW, WINDOW)  # an old window
 
@@ -80,7 +76,7 @@ async def test_concurrent_failed_logins_for_one_key_across_windows_lose_nothing(
 async def test_concurrent_failures_of_many_keys_purging_the_same_rows_all_succeed(
     pool: AsyncConnectionPool, clean_database: str
 ) -> None:
-    store = PostgresLoginAttemptStore(pool)
+    store = PostgresLoginAttemptStore(PostgresDatabase(pool))
     for n in range(10):
         await store.record_failed_login(f"expired-{n}", T0 - WINDOW - timedelta(minutes=n), WINDOW)
     keys = [f"key-{n:02}" for n in range(CONCURRENT_CALLS)]
@@ -94,7 +90,7 @@ async def test_concurrent_failures_of_many_keys_purging_the_same_rows_all_succee
 async def test_concurrent_attempts_of_one_client_are_all_counted(
     pool: AsyncConnectionPool, clean_database: str
 ) -> None:
-    store = PostgresLoginAttemptStore(pool)
+    store = PostgresLoginAttemptStore(PostgresDatabase(pool))
     await store.count_attempt("198.51.100.7", MINUTE - timedelta(minutes=1))
 
     counts = await asyncio.gather(
@@ -109,7 +105,7 @@ async def test_concurrent_attempts_of_one_client_are_all_counted(
 async def test_concurrent_attempts_of_different_clients_are_counted_apart(
     pool: AsyncConnectionPool,
 ) -> None:
-    store = PostgresLoginAttemptStore(pool)
+    store = PostgresLoginAttemptStore(PostgresDatabase(pool))
     clients = [f"198.51.100.{i % 4}" for i in range(CONCURRENT_CALLS)]
 
     await asyncio.gather(*(store.count_attempt(client, MINUTE) for client in clients))
@@ -124,7 +120,7 @@ async def test_concurrent_attempts_of_different_clients_are_counted_apart(
 async def test_recording_a_failure_deletes_the_rows_of_windows_that_are_over(
     pool: AsyncConnectionPool, clean_database: str
 ) -> None:
-    store = PostgresLoginAttemptStore(pool)
+    store = PostgresLoginAttemptStore(PostgresDatabase(pool))
     for key, start in [
         ("long-over", T0 - timedelta(days=2)),
         ("just-over", T0 - WINDOW),
@@ -143,7 +139,7 @@ async def test_recording_a_failure_deletes_the_rows_of_windows_that_are_over(
 async def test_counting_an_attempt_deletes_the_rows_of_older_windows(
     pool: AsyncConnectionPool, clean_database: str
 ) -> None:
-    store = PostgresLoginAttemptStore(pool)
+    store = PostgresLoginAttemptStore(PostgresDatabase(pool))
     for client, minutes_ago in [("a", 5), ("b", 1), ("a", 1)]:
         await store.count_attempt(client, MINUTE - timedelta(minutes=minutes_ago))
 
@@ -164,18 +160,12 @@ async def test_a_day_long_window_lasts_24_hours_whatever_the_sessions_time_zone(
     started = datetime(2024, 3, 30, 12, 0, tzinfo=UTC)  # Europe's clocks go forward next night
     window = timedelta(days=1)
     within = started + timedelta(hours=23, minutes=30)
-    pool = create_pool(
-        make_conninfo(clean_database, options="-c TimeZone=Europe/Berlin"),
-        min_size=1,
-        max_size=1,
-    )
-    await open_pool(pool, wait=True, timeout=5)
-    try:
-        store = PostgresLoginAttemptStore(pool)
+    async with opened_pool(clean_database, min_size=1, max_size=1) as pool:
+        async with pool.connection() as connection:  # the pool's one connection
+            await connection.execute("SET TIME ZONE 'Europe/Berlin'")
+        store = PostgresLoginAttemptStore(PostgresDatabase(pool))
         await store.record_failed_login("key-a", started, window)
         recorded = await store.record_failed_login("key-a", within, window)
-    finally:
-        await pool.close()
 
     memory = InMemoryLoginAttemptStore()
     await memory.record_failed_login("key-a", started, window)

@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
+from adapters.postgres.pool import PostgresDatabase
 from adapters.postgres.repositories import PostgresTaskRepository, PostgresUserRepository
 from domain.tasks import new_task
 from domain.users import User
+from tests.integration.support import opened_pool
 
 T0 = datetime(2024, 5, 1, 23, 59, 59, 999999, tzinfo=UTC)
 
@@ -21,12 +22,8 @@ T0 = datetime(2024, 5, 1, 23, 59, 59, 999999, tzinfo=UTC)
 @asynccontextmanager
 async def pool_with(url: str, options: str) -> AsyncIterator[AsyncConnectionPool]:
     """A pool whose every session runs with the given server options."""
-    pool = create_pool(make_conninfo(url, options=options), min_size=1, max_size=1)
-    await open_pool(pool, wait=True, timeout=5)
-    try:
+    async with opened_pool(make_conninfo(url, options=options), min_size=1, max_size=1) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 async def test_new_sessions_are_set_to_utc(clean_database: str) -> None:

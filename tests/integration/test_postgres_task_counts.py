@@ -22,9 +22,10 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres.migrations import Migrator
-from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
+from adapters.postgres.pool import PostgresDatabase
 from adapters.postgres.repositories import _COUNT_OF, PostgresTaskRepository
 from domain.tasks import Task, TaskPosition, new_task
+from tests.integration.support import opened_pool
 
 T0 = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)
 Counts = dict[uuid.UUID, tuple[int, int]]
@@ -362,12 +363,8 @@ def test_one_delete_of_many_tasks_of_several_users_writes_each_row_once(
 
 @pytest.fixture
 async def pool(clean_database: str) -> AsyncIterator[AsyncConnectionPool]:
-    pool = create_pool(clean_database, min_size=10, max_size=10)
-    await open_pool(pool, wait=True, timeout=10)
-    try:
+    async with opened_pool(clean_database, min_size=10, max_size=10, open_timeout=10) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 def a_task(owner_id: uuid.UUID, n: int, *, completed: bool) -> Task:
@@ -501,18 +498,14 @@ async def explained(url: str) -> AsyncIterator[tuple[AsyncConnectionPool, list[s
         " -c auto_explain.log_analyze=on -c auto_explain.log_level=notice"
         " -c client_min_messages=notice"
     )
-    pool = create_pool(make_conninfo(url, options=options), min_size=1, max_size=1)
-    await open_pool(pool, wait=True, timeout=5)
     plans: list[str] = []
-    try:
+    async with opened_pool(make_conninfo(url, options=options), min_size=1, max_size=1) as pool:
         async with pool.connection() as connection:
             connection.add_notice_handler(lambda notice: plans.append(notice.message_primary))
             await connection.execute("SELECT 'auto_explain is on'")
         assert any("auto_explain is on" in plan for plan in plans), plans
         plans.clear()
         yield pool, plans
-    finally:
-        await pool.close()
 
 
 def plans_reading(plans: list[str], table: str) -> list[str]:

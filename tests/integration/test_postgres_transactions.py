@@ -29,6 +29,7 @@ from application.tasks import TaskService
 from domain.errors import EmailAlreadyRegistered
 from domain.tasks import Task, TaskChanges, new_task
 from domain.users import User
+from tests.integration.support import opened_pool
 
 T0 = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)
 TTL = timedelta(hours=24)
@@ -38,12 +39,8 @@ R = TypeVar("R")
 
 @pytest.fixture
 async def pool(clean_database: str) -> AsyncIterator[AsyncConnectionPool]:
-    pool = create_pool(clean_database, min_size=2, max_size=2, timeout=5)
-    await open_pool(pool, wait=True, timeout=5)
-    try:
+    async with opened_pool(clean_database, min_size=2, max_size=2, timeout=5) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture
@@ -579,9 +576,7 @@ class CountedTransactions:
 async def test_concurrent_partial_updates_of_one_task_lose_no_field_and_only_races_take_locks(
     clean_database: str,
 ) -> None:
-    pool = create_pool(clean_database, min_size=4, max_size=4)
-    await open_pool(pool, wait=True, timeout=5)
-    try:
+    async with opened_pool(clean_database, min_size=4, max_size=4) as pool:
         database = PostgresDatabase(pool)
         transactions = CountedTransactions(database)
         service = TaskService(
@@ -611,8 +606,6 @@ async def test_concurrent_partial_updates_of_one_task_lose_no_field_and_only_rac
                 f"description {n}",
                 n % 2 == 0,
             )
-    finally:
-        await pool.close()
 
     assert lost == 0
     assert transactions.blocks > 0, "the updates never raced: the test proves nothing"

@@ -24,7 +24,7 @@ from adapters.memory import (
     InMemoryTransactions,
     InMemoryUserRepository,
 )
-from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
+from adapters.postgres.pool import PostgresDatabase
 from adapters.postgres.repositories import (
     PostgresIdempotencyStore,
     PostgresLoginAttemptStore,
@@ -48,6 +48,7 @@ from application.ports import (
 from domain.errors import EmailAlreadyRegistered
 from domain.tasks import Task, TaskChanges, TaskPosition, apply_changes, new_task
 from domain.users import User
+from tests.integration.support import opened_pool
 
 # Microseconds on purpose: PostgreSQL keeps them, and a round trip must not lose them.
 T0 = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)
@@ -83,10 +84,8 @@ async def repos(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
         )
         return
     url: str = request.getfixturevalue("clean_database")
-    pool = create_pool(url, min_size=1, max_size=4)
-    await open_pool(pool, wait=True, timeout=5)
-    database = PostgresDatabase(pool)
-    try:
+    async with opened_pool(url, min_size=1, max_size=4) as pool:
+        database = PostgresDatabase(pool)
         yield Repositories(
             users=PostgresUserRepository(database),
             tasks=PostgresTaskRepository(database),
@@ -96,8 +95,6 @@ async def repos(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
             idempotency=PostgresIdempotencyStore(database),
             transactions=database,
         )
-    finally:
-        await pool.close()
 
 
 def a_user(email: str = "alice@example.com", *, at: datetime = T0) -> User:

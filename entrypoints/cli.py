@@ -182,7 +182,7 @@ def _warn_of_prepared_statements_behind_a_pooler(settings: Settings) -> None:
         logging.getLogger("todo_api").warning(
             "DATABASE_URL looks like a connection pooler (%s) and DATABASE_PREPARE_THRESHOLD is "
             "%s: in transaction mode, unless the pooler tracks prepared statements (PgBouncer "
-            "1.21+ with max_prepared_statements), requests will fail once statements are "
+            "1.21+ with max_prepared_statements), requests can fail once statements are "
             "prepared; set DATABASE_PREPARE_THRESHOLD=off",
             pooler,
             settings.prepare_threshold,

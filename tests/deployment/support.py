@@ -120,8 +120,8 @@ class PgBouncer:
             if self.process.poll() is not None:
                 raise AssertionError(f"pgbouncer exited ({self.process.returncode}):\n{self.log()}")
             try:
-                probe = self.url("postgres", sslmode="require")
-                with psycopg.connect(probe, connect_timeout=2) as connection:
+                # sslmode=prefer (the default): TLS when it offers it.
+                with psycopg.connect(self.url("postgres"), connect_timeout=2) as connection:
                     connection.execute("SELECT 1")
                 return
             except psycopg.OperationalError:

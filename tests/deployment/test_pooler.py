@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from adapters.postgres.migrations import Migrator
-from adapters.postgres.pool import create_pool, open_pool
+from adapters.postgres.pool import create_pool, open_pool, pooler_in
 from tests.cli.support import (
     assert_ok,
     assert_one_line_failure,
@@ -83,7 +83,8 @@ def test_a_migration_waits_for_one_running_elsewhere_through_the_pooler(
 def test_serve_restarts_cleanly_through_the_pooler_three_times_in_a_row(
     tmp_path: Path, pooled_database: Database
 ) -> None:
-    env = service_env(tmp_path, pooled_database.pooled, DATABASE_PREPARE_THRESHOLD="off")
+    # Neon's way of naming a pooled endpoint, which the warning below would notice.
+    env = service_env(tmp_path, _neon_like(pooled_database), DATABASE_PREPARE_THRESHOLD="off")
     email = f"restart-{secrets.token_hex(4)}@example.com"
     for attempt in range(3):
         server = start_server(tmp_path, env, name=f"run-{attempt}")
@@ -203,10 +204,9 @@ def test_an_unpooled_url_without_a_database_url_is_refused_naming_both(tmp_path:
 def test_serve_warns_when_the_url_looks_pooled_and_statements_would_be_prepared(
     tmp_path: Path, pgbouncer: PgBouncer, pooled_database: Database
 ) -> None:
-    # Neon's pooled host name, pointed at the test's PgBouncer by address.
-    neon_like = pooled_database.pooled.replace("127.0.0.1", "ep-test-pooler.example", 1)
-    url = f"{neon_like}?hostaddr=127.0.0.1"
-    env = service_env(tmp_path, url, DATABASE_URL_UNPOOLED=pooled_database.direct)
+    env = service_env(
+        tmp_path, _neon_like(pooled_database), DATABASE_URL_UNPOOLED=pooled_database.direct
+    )
     server = start_server(tmp_path, env)
     try:
         server.wait_healthy(timeout=MIGRATE_SECONDS)
@@ -216,6 +216,36 @@ def test_serve_warns_when_the_url_looks_pooled_and_statements_would_be_prepared(
     warning = next(line for line in output.splitlines() if "pooler" in line)
     assert "host ep-test-pooler.example" in warning
     assert "DATABASE_PREPARE_THRESHOLD=off" in warning
+
+
+def _neon_like(database: Database) -> str:
+    """The pooled URL with a host name like Neon's pooled endpoints', reaching the test's
+    PgBouncer by address."""
+    named = database.pooled.replace("127.0.0.1", "ep-test-pooler.example", 1)
+    return f"{named}?hostaddr=127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("url", "pooler"),
+    [
+        (
+            "postgresql://u:p@ep-cool-pooler.eu-central-1.aws.neon.tech/db",
+            "host ep-cool-pooler.eu-central-1.aws.neon.tech",
+        ),
+        ("postgresql://u@db.example:6432/todo", "port 6432"),
+        (
+            "postgresql://u@aws-0-eu.pooler.supabase.com:6543/postgres",
+            "host aws-0-eu.pooler.supabase.com",
+        ),
+        ("host=a,b port=5432,6432 dbname=todo", "port 6432"),
+        ("postgresql://u@ep-cool.eu-central-1.aws.neon.tech/db", None),
+        ("postgresql://u@db.example:5432/todo", None),
+        ("postgresql://u@/todo?host=/run/pooler", None),  # a socket directory, not a host
+        ("not a url", None),
+    ],
+)
+def test_a_pooler_is_recognised_by_its_host_name_or_port(url: str, pooler: str | None) -> None:
+    assert pooler_in(url) == pooler
 
 
 def test_the_pools_utc_sessions_do_not_leak_to_other_clients_of_the_pooler(

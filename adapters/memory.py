@@ -31,26 +31,22 @@ class InMemoryUserRepository:
     async def get_by_email(self, email: str) -> User | None:
         return next((u for u in self._users.values() if u.email.lower() == email.lower()), None)
 
-    async def update(self, user: User) -> User | None:
-        stored = self._users.get(user.id)
+    async def cut_off_tokens(
+        self, user_id: UUID, moment: datetime, *, password_hash: str | None = None
+    ) -> User | None:
+        stored = self._users.get(user_id)
         if stored is None:
             return None
         updated = replace(
             stored,
-            password_hash=user.password_hash,
-            tokens_valid_after=user.tokens_valid_after,
-            updated_at=max(user.updated_at, stored.updated_at + timedelta(microseconds=1)),
+            password_hash=stored.password_hash if password_hash is None else password_hash,
+            tokens_valid_after=max(moment, stored.tokens_valid_after or moment),
+            token_generation=stored.token_generation + 1,
+            # As the database trigger does: strictly forward on every change.
+            updated_at=max(moment, stored.updated_at + timedelta(microseconds=1)),
         )
-        self._users[user.id] = updated
+        self._users[user_id] = updated
         return updated
-
-    async def revoke_tokens_issued_before(self, user_id: UUID, moment: datetime) -> bool:
-        stored = self._users.get(user_id)
-        if stored is None:
-            return False
-        cutoff = max(moment, stored.tokens_valid_after or moment)
-        self._users[user_id] = replace(stored, tokens_valid_after=cutoff)
-        return True
 
     async def delete(self, user_id: UUID) -> bool:
         if self._users.pop(user_id, None) is None:

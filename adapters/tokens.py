@@ -6,18 +6,21 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 import jwt
 
 from application.errors import InvalidToken, InvalidTokenSignature, TokenExpired
 from application.ports import IssuedToken, TokenClaims
+from domain.users import User
 
 TOKEN_LIFETIME = timedelta(hours=24)
 _ALGORITHM = "HS256"
 _LEEWAY = timedelta(seconds=30)
 _LEEWAY_SECONDS = _LEEWAY.total_seconds()
 
+
+GENERATION_CLAIM = "gen"
+"""The user's token generation at issue (a logout-all or password change starts a new one)."""
 
 VERIFIED_TOKENS_KEPT = 4096
 """The most recently used verified tokens, remembered so that their signatures are not checked
@@ -41,12 +44,13 @@ class JwtTokenService:
         self._lifetime = lifetime
         self._verified: OrderedDict[str, TokenClaims] = OrderedDict()
 
-    def issue(self, user_id: UUID, now: datetime) -> IssuedToken:
+    def issue(self, user: User, now: datetime) -> IssuedToken:
         claims = {
-            "sub": str(user_id),
+            "sub": str(user.id),
             "iat": now,
             "exp": now + self._lifetime,
             "jti": secrets.token_urlsafe(16),
+            GENERATION_CLAIM: user.token_generation,
         }
         token = jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
         return IssuedToken(token=token, expires_in_seconds=int(self._lifetime.total_seconds()))
@@ -68,7 +72,10 @@ class JwtTokenService:
     def _decoded(self, token: str) -> TokenClaims:
         claims = self._verified_claims(token)
         subject, jti = claims["sub"], claims.get("jti")
+        generation = claims.get(GENERATION_CLAIM)
         if not isinstance(subject, str) or not (jti is None or isinstance(jti, str)):
+            raise InvalidToken()
+        if generation is not None and (type(generation) is not int or generation < 0):
             raise InvalidToken()
         # PyJWT lets numeric strings and booleans through as times; a NumericDate is a number.
         if any(type(claims[name]) not in (int, float) for name in ("iat", "exp")):
@@ -79,7 +86,11 @@ class JwtTokenService:
         except (OverflowError, ValueError, OSError):  # an exp far beyond the year 9999
             raise InvalidToken() from None
         return TokenClaims(
-            subject=subject, issued_at=issued_at, expires_at=expires_at, token_id=jti
+            subject=subject,
+            issued_at=issued_at,
+            expires_at=expires_at,
+            token_id=jti,
+            generation=generation,
         )
 
     def _verified_claims(self, token: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -129,8 +129,7 @@ class AccountService:
 
     async def log_out_everywhere(self, user: User) -> None:
         """Revokes every token of the user issued up to now (a lost device)."""
-        # Only the cutoff is written: a password changed meanwhile must stay changed.
-        if not await self._users.revoke_tokens_issued_before(user.id, _cutoff(self._clock.now())):
+        if await self._users.cut_off_tokens(user.id, self._clock.now()) is None:
             raise UserNotFound()
 
     async def change_password(
@@ -141,14 +140,12 @@ class AccountService:
         if problems := password_problems(new_password, field="new_password"):
             raise ValidationFailed(problems)
         await self._ensure_strong(new_password, user.email, field="new_password")
+        password_hash = await self._hasher.hash(new_password)
         now = self._clock.now()
-        changed = await self._store(
-            replace(
-                user,
-                password_hash=await self._hasher.hash(new_password),
-                tokens_valid_after=_cutoff(now),
-            )
-        )
+        changed = await self._users.cut_off_tokens(user.id, now, password_hash=password_hash)
+        if changed is None:
+            raise UserNotFound()
+        # Issued in the generation the change started: it works at once, older tokens do not.
         return self._session(changed, now)
 
     async def delete_account(self, user: User, password: str) -> None:
@@ -172,7 +169,7 @@ class AccountService:
         await self._decoy()
 
     def _session(self, user: User, now: datetime) -> Session:
-        return Session(token=self._tokens.issue(user.id, now), user=user)
+        return Session(token=self._tokens.issue(user, now), user=user)
 
     async def _ensure_strong(self, password: str, email: str, *, field: str) -> None:
         if advice := await self._strength.weakness(password, [email]):
@@ -198,12 +195,6 @@ class AccountService:
             raise
         await self._throttle.succeeded(key)
 
-    async def _store(self, user: User) -> User:
-        stored = await self._users.update(user)
-        if stored is None:
-            raise UserNotFound()
-        return stored
-
     async def _token_holder(self, token: str | None) -> tuple[User, TokenClaims, str]:
         """The user a token speaks for, its claims and its revocation key; or why not."""
         if not token:
@@ -219,7 +210,7 @@ class AccountService:
             raise TokenRevoked()
         if subject.user is None:
             raise UserNotFound()
-        if not subject.user.accepts_token_issued_at(claims.issued_at):
+        if not subject.user.accepts_token(claims.issued_at, claims.generation):
             raise TokenRevoked()
         return subject.user, claims, revocation_key
 
@@ -227,9 +218,3 @@ class AccountService:
         if self._decoy_hash is None:
             self._decoy_hash = await self._hasher.hash("decoy password for unknown emails")
         return self._decoy_hash
-
-
-def _cutoff(now: datetime) -> datetime:
-    # Token times (iat) are whole seconds: a token issued within the same second as a
-    # logout-all survives it, and one issued right after never fails.
-    return now.replace(microsecond=0)

@@ -32,6 +32,8 @@ class TokenClaims:
     expires_at: datetime
     token_id: str | None
     """The `jti` claim; tokens minted elsewhere may not carry one."""
+    generation: int | None = None
+    """The user's token generation the token was issued in (todo-api's own tokens only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,13 +53,13 @@ class UserRepository(Protocol):
         """Looks a user up by the normalised (lowercase) email."""
         ...
 
-    async def update(self, user: User) -> User | None:
-        """Stores the user's password hash and tokens_valid_after; None when the user is gone."""
-        ...
-
-    async def revoke_tokens_issued_before(self, user_id: UUID, moment: datetime) -> bool:
-        """Moves the user's tokens_valid_after forward to `moment` (never back), touching
-        nothing else. False when there is no such user."""
+    async def cut_off_tokens(
+        self, user_id: UUID, moment: datetime, *, password_hash: str | None = None
+    ) -> User | None:
+        """Refuses every token of the user issued so far, in one write: advances the user's
+        token_generation by one (concurrent cut-offs each count) and moves tokens_valid_after
+        forward to `moment` (never back); with password_hash, stores that password too.
+        Returns the stored user, None when there is no such user."""
         ...
 
     async def delete(self, user_id: UUID) -> bool:
@@ -139,7 +141,9 @@ class PasswordHasher(Protocol):
 
 
 class TokenService(Protocol):
-    def issue(self, user_id: UUID, now: datetime) -> IssuedToken: ...
+    def issue(self, user: User, now: datetime) -> IssuedToken:
+        """A token for the user, carrying their current token generation."""
+        ...
 
     def decode(self, token: str) -> TokenClaims:
         """Raises TokenExpired, InvalidTokenSignature or InvalidToken."""

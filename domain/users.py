@@ -19,10 +19,20 @@ class User:
     created_at: datetime
     updated_at: datetime
     tokens_valid_after: datetime | None = None
-    """Tokens issued before this moment are refused (logout-all, password change)."""
+    """When the user last cut off every token (logout-all, password change)."""
+    token_generation: int = 0
+    """How many such cut-offs there have been; todo-api's own tokens carry the generation they
+    were issued in."""
 
-    def accepts_token_issued_at(self, issued_at: datetime) -> bool:
-        return self.tokens_valid_after is None or issued_at >= self.tokens_valid_after
+    def accepts_token(self, issued_at: datetime, generation: int | None) -> bool:
+        """Whether a token survived every cut-off. One of todo-api's own (it carries its
+        generation) must be of the current generation: exact, however close in time the
+        cut-off came. One minted elsewhere must be issued strictly after the last cut-off:
+        with whole-second times, one issued in the same second as the cut-off is refused,
+        since its `iat` cannot tell before from after."""
+        if generation is not None:
+            return generation == self.token_generation
+        return self.tokens_valid_after is None or issued_at > self.tokens_valid_after
 
 
 def password_problems(password: str, field: str = "password") -> list[FieldError]:

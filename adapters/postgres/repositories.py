@@ -24,7 +24,9 @@ _COUNT_OF = {
     False: "SELECT total - completed FROM task_counts WHERE user_id = %(owner_id)s",
 }
 
-_USER_COLUMNS = "id, email, password_hash, created_at, updated_at, tokens_valid_after"
+_USER_COLUMNS = (
+    "id, email, password_hash, created_at, updated_at, tokens_valid_after, token_generation"
+)
 _TASK_COLUMNS = "id, user_id, title, description, completed, created_at, updated_at"
 
 
@@ -34,14 +36,15 @@ def _utc(moment: datetime) -> datetime:
 
 
 def _user(values: Sequence[Any]) -> User:
-    user_id, email, password_hash, created_at, updated_at, tokens_valid_after = values
+    user_id, email, password_hash, created_at, updated_at, valid_after, generation = values
     return User(
         user_id,
         email,
         password_hash,
         _utc(created_at),
         _utc(updated_at),
-        None if tokens_valid_after is None else _utc(tokens_valid_after),
+        None if valid_after is None else _utc(valid_after),
+        generation,
     )
 
 
@@ -80,7 +83,8 @@ class PostgresUserRepository:
                 await cursor.execute(
                     f"""INSERT INTO users ({_USER_COLUMNS})
                         VALUES (%(id)s, %(email)s, %(password_hash)s,
-                                %(created_at)s, %(updated_at)s, %(tokens_valid_after)s)
+                                %(created_at)s, %(updated_at)s, %(tokens_valid_after)s,
+                                %(token_generation)s)
                         RETURNING {_USER_COLUMNS}""",
                     {
                         "id": user.id,
@@ -89,6 +93,7 @@ class PostgresUserRepository:
                         "created_at": user.created_at,
                         "updated_at": user.updated_at,
                         "tokens_valid_after": user.tokens_valid_after,
+                        "token_generation": user.token_generation,
                     },
                 )
                 return await _one(cursor)
@@ -116,34 +121,24 @@ class PostgresUserRepository:
             )
             return await cursor.fetchone()
 
-    async def update(self, user: User) -> User | None:
+    async def cut_off_tokens(
+        self, user_id: UUID, moment: datetime, *, password_hash: str | None = None
+    ) -> User | None:
+        # One statement: the row lock orders concurrent cut-offs, and each one counts.
         async with (
             self._database.connection() as connection,
             connection.cursor(row_factory=_user_row) as cursor,
         ):
             await cursor.execute(
                 f"""UPDATE users
-                    SET password_hash = %(password_hash)s,
-                        tokens_valid_after = %(tokens_valid_after)s
+                    SET token_generation = token_generation + 1,
+                        tokens_valid_after = greatest(tokens_valid_after, %(moment)s),
+                        password_hash = coalesce(%(password_hash)s, password_hash)
                     WHERE id = %(id)s
                     RETURNING {_USER_COLUMNS}""",
-                {
-                    "id": user.id,
-                    "password_hash": user.password_hash,
-                    "tokens_valid_after": user.tokens_valid_after,
-                },
+                {"id": user_id, "moment": moment, "password_hash": password_hash},
             )
             return await cursor.fetchone()
-
-    async def revoke_tokens_issued_before(self, user_id: UUID, moment: datetime) -> bool:
-        async with self._database.connection() as connection:
-            cursor = await connection.execute(
-                """UPDATE users
-                   SET tokens_valid_after = greatest(tokens_valid_after, %(moment)s)
-                   WHERE id = %(id)s""",
-                {"id": user_id, "moment": moment},
-            )
-            return cursor.rowcount == 1
 
     async def delete(self, user_id: UUID) -> bool:
         async with self._database.connection() as connection:

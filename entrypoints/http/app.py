@@ -7,11 +7,17 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
 
 from entrypoints.bootstrap import Services, database_url, open_services
 from entrypoints.http.auth import AuthController
 from entrypoints.http.dependencies import APP_DEPENDENCIES
-from entrypoints.http.edge import ObservedRequests, ProblemPreflights, SecurityHeaders
+from entrypoints.http.edge import (
+    ObservedRequests,
+    ProblemPreflights,
+    ResourceMethods,
+    SecurityHeaders,
+)
 from entrypoints.http.errors import EXCEPTION_HANDLERS, PROBLEM_JSON
 from entrypoints.http.health import health, liveness
 from entrypoints.http.health import metrics as metrics_endpoint
@@ -76,10 +82,22 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
     # Outermost first: every answer, even one refused before routing, is logged, counted,
     # carries its request id and the security headers.
     app.asgi_handler = ObservedRequests(
-        SecurityHeaders(ProblemPreflights(app.asgi_handler), auth_path_prefix=AUTH_PATH_PREFIX),
+        SecurityHeaders(
+            ProblemPreflights(ResourceMethods(app.asgi_handler, _allowed_methods(app))),
+            auth_path_prefix=AUTH_PATH_PREFIX,
+        ),
         metrics,
     )
     return app
+
+
+def _allowed_methods(app: Litestar) -> dict[str, str]:
+    """Each route's path template and the Allow value listing every method it answers."""
+    return {
+        route.path_format: ", ".join(sorted(route.methods))
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+    }
 
 
 def _drop_generated_bad_request_answers(app: Litestar) -> None:

@@ -4,6 +4,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, cast
 
 from litestar.enums import ScopeType
@@ -132,6 +133,34 @@ class ProblemPreflights:
             await send(message)
 
         await self._app(scope, receive, send_as_problem)
+
+
+class ResourceMethods:
+    """An OPTIONS answer's Allow names every method of the resource. Litestar 2 computes it
+    for the handlers registered on a path first and keeps it when later handlers join the
+    route, so `/api/tasks` said `OPTIONS, POST` (litestar-org/litestar#4169, fixed in v3).
+    `allowed` maps each route's path template to its Allow value."""
+
+    def __init__(self, app: ASGIApp, allowed: Mapping[str, str]) -> None:
+        self._app = app
+        self._allowed = {template: value.encode() for template, value in allowed.items()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "OPTIONS":
+            await self._app(scope, receive, send)
+            return
+
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                # Routing has filled in the template by the time the answer starts.
+                allowed = self._allowed.get(cast(dict[str, Any], scope).get("path_template", ""))
+                headers = message.get("headers", [])
+                if allowed is not None and any(k.lower() == b"allow" for k, _ in headers):
+                    kept = [(k, v) for k, v in headers if k.lower() != b"allow"]
+                    message["headers"] = [*kept, (b"allow", allowed)]
+            await send(message)
+
+        await self._app(scope, receive, send_with_allow)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

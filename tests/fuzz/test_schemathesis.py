@@ -19,6 +19,13 @@ Idempotency-Keys) and email addresses are drawn as real clients make them (tests
 checked against the server's rules in test_formats.py). The one status added to schemathesis'
 defaults is 412 for a valid request with a stale If-Match, on the operations that declare one.
 
+The coverage phase of schemathesis' own engine runs too: boundary values of every parameter,
+requests without required headers, and every method a path does not document, which is where
+unsupported_method (405 with an Allow header) and allow_header_conformance (Allow on OPTIONS
+lists exactly the documented methods) look. It runs every check except
+positive_data_acceptance, which counts the document's own examples (an email already taken, a
+weak password, a made-up cursor) as valid requests wrongly refused.
+
 Bounded and seeded: EXAMPLES_PER_OPERATION examples per operation and generation mode,
 derandomized, so a run finds the same things every time.
 
@@ -38,6 +45,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from litestar import Litestar
 from schemathesis import AuthContext, Case, GenerationMode
 from schemathesis.checks import CHECKS
+from schemathesis.engine import Status, events, from_schema
 from schemathesis.errors import FailureGroup
 from schemathesis.schemas import BaseSchema
 
@@ -146,6 +154,27 @@ def _config() -> schemathesis.Config:
     )
 
 
+def _coverage_config() -> schemathesis.Config:
+    """Schemathesis' coverage phase alone, with every check but positive_data_acceptance."""
+    return schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "checks": {
+                "enabled": True,
+                "max_response_time": MAX_RESPONSE_SECONDS,
+                "positive_data_acceptance": {"enabled": False},
+            },
+            "generation": {"deterministic": True},
+            "phases": {
+                "examples": {"enabled": False},
+                "coverage": {"enabled": True},
+                "fuzzing": {"enabled": False},
+                "stateful": {"enabled": False},
+            },
+        }
+    )
+
+
 def _post_json(schema: BaseSchema, path: str, body: Any) -> Any:
     return schema[path]["POST"].Case(body=body, media_type="application/json").call()
 
@@ -176,6 +205,13 @@ def _fresh_login(schema: BaseSchema) -> type:
 @pytest.fixture(scope="module")
 def app(database_url: str) -> Litestar:
     return create_app(make_settings(database_url))
+
+
+@pytest.fixture(scope="module")
+def unlocked_app(database_url: str) -> Litestar:
+    """The app with a lockout no run reaches: the coverage phase tries the document's example
+    email with many a wrong password, and a locked owner could no longer log in."""
+    return create_app(make_settings(database_url, login_max_failures=1000))
 
 
 @pytest.fixture
@@ -274,6 +310,7 @@ def test_every_check_is_enabled(api_schema: BaseSchema) -> None:
         "ensure_resource_availability",
         "missing_required_header",
         "unsupported_method",
+        "allow_header_conformance",
     } <= names
     for method, path in OPERATIONS:
         config = api_schema.config.checks_config_for(operation=api_schema[path][method])
@@ -377,3 +414,41 @@ def test_stateful_links(api_schema: BaseSchema, clean_database: str) -> None:
         "DELETE /api/tasks/{task_id}",
     }, findings.statuses
     findings.assert_none()
+
+
+def test_the_coverage_phase_finds_nothing(unlocked_app: Litestar, clean_database: str) -> None:
+    schema = schemathesis.openapi.from_asgi(OPENAPI_PATH, unlocked_app, config=_coverage_config())
+    _register_owner(schema)
+    schema.auth(refresh_interval=None)(_fresh_login(schema))
+    config = schema.config.checks_config_for(operation=schema["/api/tasks"]["GET"])
+    assert not config.positive_data_acceptance.enabled
+    enabled = {name for name in CHECKS.get_all_names() if config.get_by_name(name=name).enabled}
+    assert enabled == set(CHECKS.get_all_names()) - {"positive_data_acceptance"}
+
+    failures: list[str] = []
+    passed: Counter[str] = Counter()
+    scenarios: Counter[Status] = Counter()
+    for event in from_schema(schema).execute():
+        if isinstance(event, events.NonFatalError | events.FatalError):
+            failures.append(f"{event.label if hasattr(event, 'label') else ''}: {event.value!r}")
+        if not isinstance(event, events.ScenarioFinished):
+            continue
+        scenarios[event.status] += 1
+        for checks in event.recorder.checks.values():
+            for check in checks:
+                if check.failure_info is None:
+                    passed[check.name] += check.status == Status.SUCCESS
+                    continue
+                failure = check.failure_info.failure
+                failures.append(
+                    f"{check.name} on {event.label}: {failure.title}\n{failure.message}\n"
+                    f"{check.failure_info.code_sample}"
+                )
+
+    assert not failures, "schemathesis' coverage phase found:\n\n" + "\n\n".join(failures)
+    assert scenarios == {Status.SUCCESS: len(OPERATIONS)}, scenarios
+    # The checks of issue 12 really looked at answers: 405s to undocumented methods, Allow on
+    # OPTIONS.
+    assert passed["unsupported_method"] > 0, passed
+    assert passed["allow_header_conformance"] > 0, passed
+    assert passed["not_a_server_error"] > 100, passed

@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 
@@ -111,6 +112,52 @@ def test_a_wrong_method_is_405_problem_details(client: Client, method: str, path
     response = client.request(method, path)
 
     assert_problem(response, 405)
+
+
+# --- Allow: the methods of each resource -------------------------------------------------------
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _documented_resources(document: dict[str, Any]) -> dict[str, set[str]]:
+    """Every path of the OpenAPI document, as a request path, and the methods it documents."""
+    return {
+        path.replace("{task_id}", str(uuid.UUID(int=1))): {
+            method.upper() for method in item if method.upper() in HTTP_METHODS
+        }
+        for path, item in document["paths"].items()
+    }
+
+
+def _allow(response: httpx.Response) -> set[str]:
+    return {method.strip() for method in response.headers["allow"].split(",")}
+
+
+def test_options_and_405_list_exactly_the_methods_the_document_lists(
+    client: Client, openapi: dict[str, Any]
+) -> None:
+    resources = _documented_resources(openapi)
+    assert {"/api/tasks", f"/api/tasks/{uuid.UUID(int=1)}", "/api/auth/me"} <= set(resources)
+    for path, documented in resources.items():
+        expected = documented | {"OPTIONS"}
+
+        options = client.options(path)
+        assert options.status_code == 204, (path, options.text)
+        assert _allow(options) == expected, path
+
+        unsupported = next(m for m in HTTP_METHODS if m not in documented)
+        refused = client.request(unsupported, path)
+        assert_problem(refused, 405)
+        assert _allow(refused) == expected, (path, unsupported)
+
+
+def test_the_task_resources_allow_what_the_contract_says(client: Client) -> None:
+    # The two answers that were wrong: GET was missing on the list, GET/PUT/PATCH on a task.
+    assert client.options("/api/tasks").headers["allow"] == "GET, OPTIONS, POST"
+    assert (
+        client.options(f"/api/tasks/{uuid.UUID(int=1)}").headers["allow"]
+        == "DELETE, GET, OPTIONS, PATCH, PUT"
+    )
 
 
 # --- bodies that are not JSON -------------------------------------------------------------

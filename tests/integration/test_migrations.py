@@ -30,6 +30,7 @@ LOGIN_THROTTLING = "0003.login-throttling-and-token-cutoff"
 TASK_COUNTS = "0004.task-counts"
 IDEMPOTENCY_KEYS = "0005.idempotency-keys"
 TASK_COUNTS_PER_STATEMENT = "0006.task-counts-per-statement"
+TOKEN_GENERATIONS = "0007.token-generations"
 # The tables each known migration creates; later migrations add their own.
 TABLES_OF = {
     USERS_AND_TASKS: {"users", "tasks"},
@@ -38,6 +39,7 @@ TABLES_OF = {
     TASK_COUNTS: {"task_counts"},
     IDEMPOTENCY_KEYS: {"idempotency_keys"},
     TASK_COUNTS_PER_STATEMENT: set(),
+    TOKEN_GENERATIONS: set(),
 }
 KNOWN_TABLES = set().union(*TABLES_OF.values())
 USER_COLUMNS_OF_0001 = {"id", "email", "password_hash", "created_at", "updated_at"}
@@ -219,13 +221,14 @@ def test_the_migrations_are_found_oldest_first_each_with_its_rollback() -> None:
     stems = sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql") if not p.stem.endswith("rollback"))
 
     assert stems == ALL
-    assert ALL[:6] == [
+    assert ALL[:7] == [
         USERS_AND_TASKS,
         REVOKED_TOKENS,
         LOGIN_THROTTLING,
         TASK_COUNTS,
         IDEMPOTENCY_KEYS,
         TASK_COUNTS_PER_STATEMENT,
+        TOKEN_GENERATIONS,
     ]
     for migration in ALL:
         assert (MIGRATIONS_DIR / f"{migration}.rollback.sql").is_file(), migration
@@ -247,6 +250,15 @@ def test_the_login_throttling_migration_adds_the_token_cutoff_to_users(
 
     assert ("users", "tokens_valid_after", "timestamp with time zone", "YES", "") in added
     assert {column[0] for column in added} == {"users", "login_failures", "auth_attempts"}
+
+
+def test_the_token_generations_migration_gives_every_user_generation_zero(
+    schema_after: list[Schema],
+) -> None:
+    step = ALL.index(TOKEN_GENERATIONS) + 1
+    added = schema_after[step]["columns"] - schema_after[step - 1]["columns"]
+
+    assert added == {("users", "token_generation", "bigint", "NO", "0")}
 
 
 def test_the_task_counts_migration_adds_its_counting_triggers_and_functions(

@@ -896,11 +896,11 @@ async def test_revoked_tokens_are_remembered_until_they_expire_and_then_forgotte
     assert await is_revoked(repos, "expired") is False
 
 
-# --- updating a user ---------------------------------------------------------------------------
+# --- cutting off a user's tokens ---------------------------------------------------------------
 
 
 async def test_a_user_added_with_a_token_cutoff_comes_back_with_it(repos: Repositories) -> None:
-    user = replace(a_user(), tokens_valid_after=T0 + timedelta(microseconds=3))
+    user = replace(a_user(), tokens_valid_after=T0 + timedelta(microseconds=3), token_generation=7)
 
     assert await repos.users.add(user) == user
 
@@ -911,27 +911,54 @@ async def test_a_user_added_with_a_token_cutoff_comes_back_with_it(repos: Reposi
     assert_utc(found.tokens_valid_after)
 
 
-async def test_update_stores_the_password_hash_and_token_cutoff_and_returns_the_stored_user(
+async def test_a_new_user_is_in_token_generation_zero_without_a_cutoff(
+    repos: Repositories,
+) -> None:
+    user = await repos.users.add(a_user())
+
+    assert (user.token_generation, user.tokens_valid_after) == (0, None)
+
+
+async def test_a_cutoff_starts_a_new_generation_and_returns_the_stored_user(
     repos: Repositories,
 ) -> None:
     user = await repos.users.add(a_user())
     cutoff = T0 + timedelta(minutes=5, microseconds=654321)
-    changed = replace(
-        user,
-        password_hash="$2b$04$a-new-hash",
-        tokens_valid_after=cutoff,
-        updated_at=datetime.now(UTC),
+
+    cut = await repos.users.cut_off_tokens(user.id, cutoff)
+
+    assert cut is not None
+    assert (cut.token_generation, cut.tokens_valid_after) == (1, cutoff)
+    assert (cut.id, cut.email, cut.password_hash, cut.created_at) == (
+        user.id,
+        user.email,
+        user.password_hash,
+        T0,
     )
+    assert cut.updated_at > user.updated_at
+    assert_utc(cut.updated_at)
+    assert await repos.users.get(user.id) == cut
+    assert await repos.users.get_by_email(user.email) == cut
+    again = await repos.users.cut_off_tokens(user.id, cutoff)
+    assert again is not None
+    assert again.token_generation == 2
 
-    updated = await repos.users.update(changed)
 
-    assert updated is not None
-    assert (updated.password_hash, updated.tokens_valid_after) == ("$2b$04$a-new-hash", cutoff)
-    assert (updated.id, updated.email, updated.created_at) == (user.id, user.email, T0)
-    assert updated.updated_at > user.updated_at
-    assert_utc(updated.updated_at)
-    assert await repos.users.get(user.id) == updated
-    assert await repos.users.get_by_email(user.email) == updated
+async def test_a_cutoff_with_a_password_hash_stores_both_in_one_write(
+    repos: Repositories,
+) -> None:
+    user = await repos.users.add(a_user())
+    cutoff = T0 + timedelta(minutes=5)
+
+    changed = await repos.users.cut_off_tokens(user.id, cutoff, password_hash="$2b$04$a-new-hash")
+
+    assert changed is not None
+    assert (changed.password_hash, changed.token_generation, changed.tokens_valid_after) == (
+        "$2b$04$a-new-hash",
+        1,
+        cutoff,
+    )
+    assert await repos.users.get(user.id) == changed
 
 
 async def test_the_token_cutoff_comes_back_timezone_aware_utc_to_the_microsecond(
@@ -940,65 +967,61 @@ async def test_the_token_cutoff_comes_back_timezone_aware_utc_to_the_microsecond
     user = await repos.users.add(a_user())
     cutoff = datetime(2024, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
-    updated = await repos.users.update(replace(user, tokens_valid_after=cutoff))
+    cut = await repos.users.cut_off_tokens(user.id, cutoff)
     found = await repos.users.get(user.id)
 
-    for stored in (updated, found):
+    for stored in (cut, found):
         assert stored is not None
         assert stored.tokens_valid_after == cutoff
         assert stored.tokens_valid_after is not None
         assert_utc(stored.tokens_valid_after)
-        # A token issued a microsecond before the cutoff is refused, one at it is accepted.
-        assert not stored.accepts_token_issued_at(cutoff - timedelta(microseconds=1))
-        assert stored.accepts_token_issued_at(cutoff)
+        # A token minted elsewhere is accepted only when issued strictly after the cutoff.
+        assert not stored.accepts_token(cutoff, None)
+        assert stored.accepts_token(cutoff + timedelta(microseconds=1), None)
 
 
-async def test_update_with_no_token_cutoff_clears_it(repos: Repositories) -> None:
-    user = await repos.users.add(replace(a_user(), tokens_valid_after=T0))
+async def test_the_token_cutoff_never_moves_back(repos: Repositories) -> None:
+    user = await repos.users.add(a_user())
+    later, earlier = T0 + timedelta(hours=1), T0
 
-    updated = await repos.users.update(replace(user, tokens_valid_after=None))
+    await repos.users.cut_off_tokens(user.id, later)
+    cut = await repos.users.cut_off_tokens(user.id, earlier)
 
-    assert updated is not None
-    assert updated.tokens_valid_after is None
+    assert cut is not None
+    assert (cut.tokens_valid_after, cut.token_generation) == (later, 2)
+
+
+async def test_concurrent_cutoffs_each_start_a_generation(repos: Repositories) -> None:
+    user = await repos.users.add(a_user())
+
+    results = await asyncio.gather(*(repos.users.cut_off_tokens(user.id, T0) for _ in range(8)))
+
+    assert sorted(r.token_generation for r in results if r is not None) == list(range(1, 9))
     found = await repos.users.get(user.id)
     assert found is not None
-    assert found.tokens_valid_after is None
+    assert found.token_generation == 8
 
 
-async def test_update_never_changes_the_email_or_created_at_nor_other_users(
-    repos: Repositories,
-) -> None:
+async def test_a_cutoff_never_changes_other_users(repos: Repositories) -> None:
     alice = await repos.users.add(a_user("alice@example.com"))
     bob = await repos.users.add(a_user("bob@example.com"))
-    tampered = replace(
-        alice,
-        email="mallory@example.com",
-        created_at=T0 + timedelta(days=3),
-        password_hash="$2b$04$changed",
-    )
 
-    updated = await repos.users.update(tampered)
+    await repos.users.cut_off_tokens(alice.id, T0, password_hash="$2b$04$changed")
 
-    assert updated is not None
-    assert updated.password_hash == "$2b$04$changed"
-    assert (updated.email, updated.created_at) == ("alice@example.com", T0)
-    assert await repos.users.get_by_email("mallory@example.com") is None
-    assert await repos.users.get_by_email("alice@example.com") == updated
     assert await repos.users.get(bob.id) == bob
 
 
-async def test_update_of_a_user_that_is_gone_is_none_and_stores_nothing(
+async def test_a_cutoff_of_a_user_that_is_gone_is_none_and_stores_nothing(
     repos: Repositories,
 ) -> None:
     deleted = await repos.users.add(a_user("gone@example.com"))
     await repos.users.delete(deleted.id)
     never_added = a_user("never@example.com")
 
-    assert await repos.users.update(replace(deleted, tokens_valid_after=T0)) is None
-    assert await repos.users.update(never_added) is None
+    assert await repos.users.cut_off_tokens(deleted.id, T0) is None
+    assert await repos.users.cut_off_tokens(never_added.id, T0, password_hash="x") is None
     assert await repos.users.get(deleted.id) is None
     assert await repos.users.get(never_added.id) is None
-    assert await repos.users.get_by_email("never@example.com") is None
 
 
 # --- failed logins -----------------------------------------------------------------------------
@@ -1367,7 +1390,7 @@ async def test_an_atomic_block_that_raises_undoes_every_change_made_in_it(
             assert await repos.idempotency.claim(alice.id, "key-1", "fp-1", T0, TTL) is None
             added = await repos.tasks.add(a_task(alice, "Added"))
             await repos.tasks.update(replace(kept, title="Changed", completed=True))
-            await repos.users.revoke_tokens_issued_before(alice.id, T0)
+            await repos.users.cut_off_tokens(alice.id, T0)
             raise Abandoned()
 
     assert await repos.tasks.get(added.id) is None

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import jwt
 import pytest
 
 from adapters.email import EmailValidatorPolicy
@@ -472,8 +473,8 @@ async def test_change_password_refuses_a_bad_new_password_on_field_new_password(
 async def test_change_password_returns_a_working_session_and_revokes_older_tokens(
     world: World,
 ) -> None:
+    # All at one instant of the clock: the cut-off does not depend on time at all.
     user, old = await signed_in(world)
-    world.later(seconds=1)  # token times are whole seconds
 
     fresh = await world.accounts.change_password(user, PASSWORD, NEW_PASSWORD)
 
@@ -498,11 +499,25 @@ async def test_after_a_change_the_new_password_logs_in_and_the_old_one_does_not(
 
 
 async def test_the_session_of_a_change_in_mid_second_works(world: World) -> None:
-    # The cut-off is the whole second: a token issued at 12:00:01.7 says iat 12:00:01.
+    # Its iat says 12:00:01 for a change at 12:00:01.7, before the cut-off: what lets it in
+    # is the generation it carries.
     user, _ = await signed_in(world)
     world.later(seconds=1.7)
     fresh = await world.accounts.change_password(user, PASSWORD, NEW_PASSWORD)
     assert (await world.accounts.authenticate(fresh.token.token)).id == user.id
+
+
+async def test_after_two_changes_at_one_instant_only_the_last_session_works(
+    world: World,
+) -> None:
+    user, first = await signed_in(world)
+    second = await world.accounts.change_password(user, PASSWORD, NEW_PASSWORD)
+    third = await world.accounts.change_password(second.user, NEW_PASSWORD, PASSWORD)
+
+    for refused in (first, second):
+        with pytest.raises(TokenRevoked):
+            await world.accounts.authenticate(refused.token.token)
+    assert (await world.accounts.authenticate(third.token.token)).id == user.id
 
 
 async def test_change_password_of_a_deleted_user_finds_no_user(world: World) -> None:
@@ -516,9 +531,9 @@ async def test_change_password_of_a_deleted_user_finds_no_user(world: World) -> 
 
 
 async def test_log_out_everywhere_revokes_every_older_token(world: World) -> None:
+    # Logged in and out everywhere at one instant of the clock (the same microsecond).
     user, phone = await signed_in(world)
     laptop = await world.log_in()
-    world.later(seconds=1)
 
     await world.accounts.log_out_everywhere(user)
 
@@ -527,13 +542,63 @@ async def test_log_out_everywhere_revokes_every_older_token(world: World) -> Non
             await world.accounts.authenticate(session.token.token)
 
 
-async def test_a_token_issued_a_second_after_log_out_everywhere_works(world: World) -> None:
+async def test_a_login_at_the_instant_of_log_out_everywhere_but_after_it_works(
+    world: World,
+) -> None:
     user, _ = await signed_in(world)
-    world.later(seconds=1)
     await world.accounts.log_out_everywhere(user)
-    world.later(seconds=1)
     later = await world.log_in()
     assert (await world.accounts.authenticate(later.token.token)).id == user.id
+
+
+async def test_a_token_issued_during_log_out_everywhere_is_refused(world: World) -> None:
+    # A login that read the account before the cut-off was stored issues a token of the old
+    # generation, whatever its time: refused.
+    user, _ = await signed_in(world)
+    reading = await world.users.get_by_email(EMAIL)
+    assert reading is not None
+    await world.accounts.log_out_everywhere(user)
+    straggler = JwtTokenService(SECRET).issue(reading, world.clock.now())
+    with pytest.raises(TokenRevoked):
+        await world.accounts.authenticate(straggler.token)
+
+
+def minted_elsewhere(user: User, issued_at: float) -> str:
+    """A token as the web frontend mints it with the shared secret: whole-second times, no
+    generation."""
+    return jwt.encode(
+        {"sub": str(user.id), "iat": int(issued_at), "exp": int(issued_at) + 3600},
+        SECRET,
+        algorithm="HS256",
+    )
+
+
+async def test_a_token_minted_elsewhere_is_accepted_only_from_the_second_after_the_cutoff(
+    world: World,
+) -> None:
+    user, _ = await signed_in(world)
+    world.later(seconds=0.25)
+    cutoff = world.clock.now().timestamp()
+    await world.accounts.log_out_everywhere(user)
+
+    # iat says the cut-off's second: minted at .0 (before) or .5 (after), nobody can tell.
+    for refused in (cutoff - 1, cutoff):
+        with pytest.raises(TokenRevoked):
+            await world.accounts.authenticate(minted_elsewhere(user, refused))
+    accepted = await world.accounts.authenticate(minted_elsewhere(user, cutoff + 1))
+    assert accepted.id == user.id
+
+
+async def test_a_token_minted_elsewhere_at_a_whole_second_cutoff_is_refused(
+    world: World,
+) -> None:
+    user, _ = await signed_in(world)
+    cutoff = world.clock.now().timestamp()  # the fixed clock starts on a whole second
+    assert cutoff == int(cutoff)
+    await world.accounts.log_out_everywhere(user)
+    with pytest.raises(TokenRevoked):
+        await world.accounts.authenticate(minted_elsewhere(user, cutoff))
+    assert (await world.accounts.authenticate(minted_elsewhere(user, cutoff + 1))).id == user.id
 
 
 async def test_log_out_everywhere_keeps_the_password(world: World) -> None:
@@ -619,12 +684,12 @@ async def test_the_length_rule_is_reported_before_the_strength_rule(world: World
     assert [e.field for e in caught.value.errors] == ["password"]
 
 
-# --- User.accepts_token_issued_at -------------------------------------------------------------
+# --- User.accepts_token ----------------------------------------------------------------------
 
 CUTOFF = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 
 
-def user_with(tokens_valid_after: datetime) -> User:
+def user_with(tokens_valid_after: datetime | None, generation: int = 0) -> User:
     return User(
         id=uuid4(),
         email=EMAIL,
@@ -632,29 +697,36 @@ def user_with(tokens_valid_after: datetime) -> User:
         created_at=CUTOFF - timedelta(days=1),
         updated_at=CUTOFF - timedelta(days=1),
         tokens_valid_after=tokens_valid_after,
+        token_generation=generation,
     )
 
 
-def test_a_user_without_a_cutoff_accepts_any_token() -> None:
-    user = User(
-        id=uuid4(), email=EMAIL, password_hash="plain$x", created_at=CUTOFF, updated_at=CUTOFF
-    )
-    assert user.tokens_valid_after is None
-    assert user.accepts_token_issued_at(datetime(2000, 1, 1, tzinfo=UTC))
-    assert user.accepts_token_issued_at(CUTOFF)
+def test_a_user_without_a_cutoff_accepts_any_token_of_generation_zero_or_none() -> None:
+    user = user_with(None)
+    assert user.accepts_token(datetime(2000, 1, 1, tzinfo=UTC), None)
+    assert user.accepts_token(CUTOFF, None)
+    assert user.accepts_token(CUTOFF, 0)
+    assert not user.accepts_token(CUTOFF, 1)
 
 
 @pytest.mark.parametrize(
-    ("issued_at", "accepted"),
+    ("issued_at", "generation", "accepted"),
     [
-        (CUTOFF - timedelta(days=1), False),
-        (CUTOFF - timedelta(seconds=1), False),
-        (CUTOFF - timedelta(microseconds=1), False),
-        (CUTOFF, True),
-        (CUTOFF + timedelta(seconds=1), True),
+        # todo-api's own tokens: the generation decides, whatever the time says.
+        (CUTOFF - timedelta(days=1), 2, True),
+        (CUTOFF, 2, True),
+        (CUTOFF + timedelta(seconds=1), 1, False),
+        (CUTOFF + timedelta(days=1), 0, False),
+        (CUTOFF, 3, False),
+        # Tokens minted elsewhere: issued strictly after the cut-off.
+        (CUTOFF - timedelta(days=1), None, False),
+        (CUTOFF - timedelta(microseconds=1), None, False),
+        (CUTOFF, None, False),
+        (CUTOFF + timedelta(microseconds=1), None, True),
+        (CUTOFF + timedelta(seconds=1), None, True),
     ],
 )
-def test_a_user_accepts_tokens_issued_at_or_after_the_cutoff(
-    issued_at: datetime, accepted: bool
+def test_a_user_accepts_tokens_of_the_current_generation_or_minted_after_the_cutoff(
+    issued_at: datetime, generation: int | None, accepted: bool
 ) -> None:
-    assert user_with(CUTOFF).accepts_token_issued_at(issued_at) is accepted
+    assert user_with(CUTOFF, generation=2).accepts_token(issued_at, generation) is accepted

@@ -24,11 +24,20 @@ from application.errors import (
     ServerBusy,
     TokenExpired,
 )
+from domain.users import User
 
 CURRENT = "c" * 40
 OLD = "o" * 40
 UNKNOWN = "u" * 40
 USER = UUID("12345678-1234-4234-8234-123456789abc")
+ACCOUNT = User(
+    id=USER,
+    email="alice@example.com",
+    password_hash="$2b$04$not-a-real-hash",
+    created_at=datetime(2025, 1, 1, tzinfo=UTC),
+    updated_at=datetime(2025, 1, 1, tzinfo=UTC),
+    token_generation=3,
+)
 
 
 def now() -> int:
@@ -52,7 +61,7 @@ def rotated() -> JwtTokenService:
 
 def test_a_token_signed_with_the_previous_secret_still_decodes(rotated: JwtTokenService) -> None:
     issued_at = datetime.now(UTC).replace(microsecond=0)
-    before_rotation = JwtTokenService(OLD).issue(USER, issued_at).token
+    before_rotation = JwtTokenService(OLD).issue(ACCOUNT, issued_at).token
     claims = rotated.decode(before_rotation)
     assert claims.subject == str(USER)
     assert claims.issued_at == issued_at
@@ -68,7 +77,7 @@ def test_without_the_previous_secret_an_old_token_is_refused() -> None:
 
 
 def test_new_tokens_are_signed_with_the_current_secret_only(rotated: JwtTokenService) -> None:
-    token = rotated.issue(USER, datetime.now(UTC)).token
+    token = rotated.issue(ACCOUNT, datetime.now(UTC)).token
     assert jwt.decode(token, CURRENT, algorithms=["HS256"])["sub"] == str(USER)
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(token, OLD, algorithms=["HS256"])

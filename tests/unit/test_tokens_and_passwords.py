@@ -19,9 +19,18 @@ from adapters.system import RandomIds, SystemClock
 from adapters.tokens import JwtTokenService
 from application.errors import InvalidToken, InvalidTokenSignature, TokenExpired
 from domain.errors import ValidationFailed
+from domain.users import User
 
 SECRET = "k" * 40
 USER = UUID("12345678-1234-4234-8234-123456789abc")
+ACCOUNT = User(
+    id=USER,
+    email="alice@example.com",
+    password_hash="$2b$04$not-a-real-hash",
+    created_at=datetime(2025, 1, 1, tzinfo=UTC),
+    updated_at=datetime(2025, 1, 1, tzinfo=UTC),
+    token_generation=3,
+)
 
 
 @pytest.fixture
@@ -73,7 +82,7 @@ def signed_by_hand(header: dict[str, Any], payload: dict[str, Any]) -> str:
 
 def test_issued_token_round_trips(tokens: JwtTokenService) -> None:
     issued_at = datetime.now(UTC).replace(microsecond=0)
-    issued = tokens.issue(USER, issued_at)
+    issued = tokens.issue(ACCOUNT, issued_at)
     decoded = tokens.decode(issued.token)
     assert decoded.subject == str(USER)
     assert decoded.issued_at == issued_at
@@ -84,23 +93,43 @@ def test_issued_token_round_trips(tokens: JwtTokenService) -> None:
 
 def test_issued_token_is_hs256_with_the_contract_claims(tokens: JwtTokenService) -> None:
     issued_at = datetime.now(UTC).replace(microsecond=0)
-    token = tokens.issue(USER, issued_at).token
+    token = tokens.issue(ACCOUNT, issued_at).token
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     payload = jwt.decode(token, SECRET, algorithms=["HS256"])
-    assert set(payload) == {"sub", "iat", "exp", "jti"}
+    assert set(payload) == {"sub", "iat", "exp", "jti", "gen"}
     assert payload["exp"] - payload["iat"] == 86_400
+    assert payload["gen"] == ACCOUNT.token_generation
+
+
+def test_an_issued_token_carries_the_users_token_generation(tokens: JwtTokenService) -> None:
+    issued_at = datetime.now(UTC)
+    assert tokens.decode(tokens.issue(ACCOUNT, issued_at).token).generation == 3
+
+
+def test_a_foreign_token_has_no_generation_unless_it_names_one(tokens: JwtTokenService) -> None:
+    assert tokens.decode(mint(claims())).generation is None
+    assert tokens.decode(mint(claims(gen=0))).generation == 0
+    assert tokens.decode(mint(claims(gen=2**40))).generation == 2**40
+
+
+@pytest.mark.parametrize("generation", [-1, 1.0, 1.5, "1", True, [1], {"n": 1}])
+def test_a_generation_that_is_not_a_whole_number_of_at_least_zero_is_invalid(
+    tokens: JwtTokenService, generation: object
+) -> None:
+    with pytest.raises(InvalidToken):
+        tokens.decode(mint(claims(gen=generation)))
 
 
 def test_each_issued_token_has_its_own_jti(tokens: JwtTokenService) -> None:
     at = datetime.now(UTC)
-    ids = {tokens.decode(tokens.issue(USER, at).token).token_id for _ in range(5)}
+    ids = {tokens.decode(tokens.issue(ACCOUNT, at).token).token_id for _ in range(5)}
     assert len(ids) == 5
 
 
 def test_a_custom_lifetime_is_honoured() -> None:
     service = JwtTokenService(SECRET, lifetime=timedelta(minutes=5))
     at = datetime.now(UTC).replace(microsecond=0)
-    issued = service.issue(USER, at)
+    issued = service.issue(ACCOUNT, at)
     assert issued.expires_in_seconds == 300
     assert service.decode(issued.token).expires_at == at + timedelta(minutes=5)
 
@@ -117,7 +146,7 @@ def test_expired_beyond_the_leeway_is_token_expired(tokens: JwtTokenService) -> 
 
 
 def test_a_token_issued_a_day_ago_has_expired(tokens: JwtTokenService) -> None:
-    token = tokens.issue(USER, datetime.now(UTC) - timedelta(hours=24, minutes=1)).token
+    token = tokens.issue(ACCOUNT, datetime.now(UTC) - timedelta(hours=24, minutes=1)).token
     with pytest.raises(TokenExpired):
         tokens.decode(token)
 

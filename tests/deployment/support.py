@@ -39,8 +39,9 @@ def pgbouncer_binary() -> str | None:
 
 @dataclass
 class PgBouncer:
-    """A PgBouncer process in pool_mode = transaction on 127.0.0.1, in front of one PostgreSQL
-    server: every database of that server is reachable through it under its own name."""
+    """A PgBouncer process on 127.0.0.1 (in transaction mode unless told otherwise), in front of
+    one PostgreSQL server: every database of that server is reachable through it under its own
+    name."""
 
     process: subprocess.Popen[bytes]
     root: Path

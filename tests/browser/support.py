@@ -146,6 +146,21 @@ def add_task(page: Page, title: str, description: str | None = None) -> None:
     expect(task_item(page, title)).to_have_attribute("aria-busy", "false")
 
 
+def edit_task(
+    page: Page, title: str, *, new_title: str | None = None, description: str | None = None
+) -> None:
+    """Edit, change the fields given, Save; waits for the API's answer."""
+    item = task_item(page, title)
+    item.get_by_role("button", name="Edit").click()
+    if new_title is not None:
+        item.get_by_label("Title").fill(new_title)
+    if description is not None:
+        item.get_by_label("Description").fill(description)
+    item.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status")).to_have_text("Saved.")
+    expect(task_item(page, new_title or title)).to_have_attribute("aria-busy", "false")
+
+
 def task_item(page: Page, title: str):  # type: ignore[no-untyped-def]
     """The list item of the task with this title."""
     return page.get_by_role("listitem").filter(

@@ -11,6 +11,7 @@ from typing import Any
 
 from litestar import Request, Response, Router, get
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
 AnyRequest = Request[Any, Any, Any]
 STATIC_DIR = Path(__file__).parent / "static"
@@ -105,7 +106,7 @@ def web_app_router(site: Site | None = None) -> Router:
         return site.page.answer(request, PAGE_HEADERS)
 
     @get("/assets/{version:str}/{name:str}", include_in_schema=False, sync_to_thread=False)
-    def asset(version: str, name: str, request: AnyRequest) -> Response[bytes]:
+    def asset(version: FromPath[str], name: FromPath[str], request: AnyRequest) -> Response[bytes]:
         # An old version's assets are gone: a page that names them is itself out of date.
         found = site.assets.get(name) if version == site.version else None
         if found is None:

@@ -161,3 +161,27 @@ def test_a_locked_out_email_is_told_how_long_to_wait(page: Page, web_server: Web
     page.get_by_role("button", name="Log in").click()
     # 429 with Retry-After (the rest of LOGIN_LOCKOUT_MINUTES, 15 by default).
     expect(page.get_by_role("alert")).to_contain_text("Try again in 15 minutes.")
+
+
+def test_an_edit_the_api_refuses_reopens_the_editor_with_the_reason(
+    page: Page, watched: Watched, web_server: WebServer
+) -> None:
+    email = unique_email("bad-edit")
+    web_server.create_tasks(web_server.sign_up(email), ["Stays as it was"])
+    page.goto("/")
+    log_in(page, email)
+    item = task_item(page, "Stays as it was")
+    item.get_by_role("button", name="Edit").click()
+    item.get_by_label("Title").fill("x" * 201)
+    item.get_by_label("Description").fill("Kept while fixing the title")
+    item.get_by_role("button", name="Save").click()
+
+    expect(item.get_by_role("alert")).to_have_text("Title must be at most 200 characters")
+    expect(item.get_by_label("Title")).to_have_value("x" * 201)
+    expect(item.get_by_label("Title")).to_have_attribute("aria-invalid", "true")
+    expect(item.get_by_label("Description")).to_have_value("Kept while fixing the title")
+    item.get_by_role("button", name="Cancel").click()
+    expect(item.get_by_label("Title")).to_have_count(0)
+    assert titles_shown(page) == ["Stays as it was"]
+    expect(item.get_by_role("button", name="Edit")).to_be_focused()
+    watched.assert_clean()

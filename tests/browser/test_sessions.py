@@ -135,3 +135,40 @@ def test_a_session_ended_elsewhere_returns_to_the_login_form_with_the_reason(
     finally:
         first.close()
         second.close()
+
+
+def test_a_failed_change_is_undone_and_the_reason_shown(
+    page: Page, watched: Watched, web_server: WebServer
+) -> None:
+    email = unique_email("offline")
+    token = web_server.sign_up(email)
+    web_server.create_tasks(token, ["Keep me", "Tick me"])
+    page.goto("/")
+    log_in(page, email)
+
+    def unreachable(route) -> None:  # type: ignore[no-untyped-def]
+        if route.request.method in {"PATCH", "DELETE"}:
+            route.abort("connectionrefused")
+        else:
+            route.fallback()
+
+    page.route("**/api/tasks/*", unreachable)
+    page.get_by_role("checkbox", name="Tick me").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text(
+        "“Tick me” could not be changed: The server cannot be reached;"
+        " check the connection and try again."
+    )
+    expect(page.get_by_role("checkbox", name="Tick me")).not_to_be_checked()
+
+    task_item(page, "Keep me").get_by_role("button", name="Delete").click()
+    expect(alert).to_contain_text("“Keep me” could not be deleted: The server cannot be reached")
+    assert titles_shown(page) == ["Tick me", "Keep me"]
+    expect(total(page)).to_have_text("2 tasks")
+
+    page.unroute("**/api/tasks/*")
+    page.reload()
+    expect(total(page)).to_have_text("2 tasks")
+    assert titles_shown(page) == ["Tick me", "Keep me"]
+    expect(page.get_by_role("checkbox", name="Tick me")).not_to_be_checked()
+    watched.assert_clean()

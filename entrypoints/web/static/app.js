@@ -318,7 +318,7 @@ function removeLocally(id) {
 }
 
 // What a refused change means for the task: its message, and the list brought up to date.
-async function explain(error, before, editor) {
+async function explain(error, before, action = "changed") {
   if (endedSession(error)) return;
   const name = `“${before.task.title}”`;
   if (error.status === 412) {
@@ -328,7 +328,7 @@ async function explain(error, before, editor) {
       render();
       sayInList(`${name} was changed in another tab or on another device, so it has been reloaded. Check it and try again.`);
     } catch (reloadError) {
-      if (!endedSession(reloadError)) explain(reloadError, before, editor);
+      await explain(reloadError, before, action);
     }
     return;
   }
@@ -338,8 +338,7 @@ async function explain(error, before, editor) {
     sayInList(`${name} no longer exists: it was deleted in another tab or on another device.`);
     return;
   }
-  if (editor && showProblem(error, editor.fields, editor.formError)) return;
-  sayInList(`${name} could not be changed: ${reasonOf(error)}`);
+  sayInList(`${name} could not be ${action}: ${reasonOf(error)}`);
 }
 
 async function toggle(id, completed) {
@@ -408,7 +407,7 @@ async function removeTask(id) {
   } catch (error) {
     if (error.status === 404) return; // gone already: what the person wanted
     undo(before);
-    await explain(error, before);
+    await explain(error, before, "deleted");
   }
 }
 

@@ -1,5 +1,7 @@
 """Fixtures of the browser tests: Debian's Chromium driven by Playwright, and the real
-`todo-api serve` on the session's PostgreSQL, both started once per session.
+`todo-api serve` on the session's PostgreSQL, both started once per test session. Their scope
+is this package, so that both stop as soon as the browser tests are done instead of sitting
+on the machine's cores and database connections through the rest of the suite.
 
 Without Chromium the tests skip with the reason, on a developer's machine; under CI (`CI` set,
 as `.ci/run` does after installing it) they fail instead.
@@ -38,7 +40,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     executable = chromium_path()
     if executable is None:
@@ -52,7 +54,7 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def web_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
     """`todo-api serve` on a free port: bcrypt at cost 4, no per-address limit, and one origin
     (a static server on another port) in CORS_ORIGINS; a second origin stays out of it."""

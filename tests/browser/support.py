@@ -35,10 +35,11 @@ __all__ = ["PASSWORD", "bearer", "sign_up"]
 
 
 def chromium_path() -> str | None:
-    """Debian's chromium (the project cannot download Playwright's own browsers)."""
+    """Debian's chromium (the project cannot download Playwright's own browsers), or the
+    executable in CHROMIUM."""
     configured = os.environ.get("CHROMIUM")
     if configured:
-        return configured
+        return configured if os.access(configured, os.X_OK) else None
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -287,6 +287,8 @@ function findTask(id) {
 
 // Takes the list back to how it was before one change, leaving every other change alone.
 function undo(before) {
+  // A list loaded since (another filter, say) already shows what the server has.
+  if (before.listVersion !== state.listVersion) return;
   const at = state.tasks.findIndex((task) => task.id === before.task.id);
   if (at >= 0) state.tasks[at] = before.task;
   else if (before.index >= 0) state.tasks.splice(Math.min(before.index, state.tasks.length), 0, before.task);
@@ -295,7 +297,13 @@ function undo(before) {
 }
 
 function remember(task) {
-  return { task, index: state.tasks.indexOf(task), total: state.total, totalAfter: state.total };
+  return {
+    task,
+    index: state.tasks.indexOf(task),
+    total: state.total,
+    totalAfter: state.total,
+    listVersion: state.listVersion,
+  };
 }
 
 // Puts a task as the API now has it into the list (or out of it, if the filter hides it).

@@ -5,12 +5,13 @@ export function byId(id) {
 }
 
 // h("li", {className: "task"}, "text", child): attributes are set as properties, except
-// aria-*, data-* and "for", which only exist as attributes; strings become text nodes.
+// role, aria-*, data-* and "for", set as attributes (every browser reads those); strings
+// become text nodes.
 export function h(tag, props = {}, ...children) {
   const element = document.createElement(tag);
   for (const [name, value] of Object.entries(props)) {
     if (value === undefined || value === null || value === false) continue;
-    if (name.startsWith("aria-") || name.startsWith("data-") || name === "for") {
+    if (name === "role" || name === "for" || name.startsWith("aria-") || name.startsWith("data-")) {
       element.setAttribute(name, value === true ? "" : String(value));
     } else {
       element[name] = value;

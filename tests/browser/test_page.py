@@ -185,3 +185,33 @@ def test_the_page_fits_a_phone_and_a_desktop_in_both_colour_schemes(
         finally:
             context.close()
     assert len(backgrounds) == 2, backgrounds
+
+
+def test_nothing_overflows_a_phone_screen(browser: Browser, web_server: WebServer) -> None:
+    email = unique_email("narrow-" + "x" * 40)
+    token = web_server.sign_up(email)
+    web_server.create_tasks(token, ["W" * 200])
+    context = browser.new_context(base_url=web_server.base_url, viewport=PHONE)
+    try:
+        page = context.new_page()
+        page.goto("/")
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill("x")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("alert")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+        log_in(page, email)
+        item = task_item(page, "W" * 200)
+        item.get_by_role("button", name="Edit").click()
+        item.get_by_label("Description").fill("D" * 500)
+        item.get_by_role("button", name="Save").click()
+        expect(item).to_contain_text("D" * 500)
+        item.get_by_role("button", name="Edit").click()
+        expect(item.get_by_role("button", name="Save")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+        box = item.get_by_role("button", name="Cancel").bounding_box()
+        assert box is not None
+        assert box["x"] + box["width"] <= PHONE["width"]
+    finally:
+        context.close()

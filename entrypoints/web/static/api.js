@@ -41,7 +41,9 @@ async function call(method, path, { body, headers = {}, authenticated = true } =
   try {
     response = await fetch(path, init);
   } catch {
-    throw new ApiError(0, { detail: "The server cannot be reached; check the connection and try again" });
+    throw new ApiError(0, {
+      detail: "The server cannot be reached; check the connection and try again",
+    });
   }
   if (response.ok) return response;
   let problem = {};

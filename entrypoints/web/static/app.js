@@ -42,7 +42,9 @@ function reasonOf(error) {
 
 function clearMessages(form) {
   for (const element of form.querySelectorAll(".error, .status")) setText(element, "");
-  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  for (const input of form.querySelectorAll("[aria-invalid]")) {
+    input.removeAttribute("aria-invalid");
+  }
 }
 
 // A problem's field errors go next to their fields ({apiField: [input, errorElement]}); the
@@ -191,7 +193,12 @@ function createRow(task) {
   const li = h(
     "li",
     { className: "task" },
-    h("div", { className: "task-main" }, checkbox, h("div", { className: "task-text" }, title, description)),
+    h(
+      "div",
+      { className: "task-main" },
+      checkbox,
+      h("div", { className: "task-text" }, title, description),
+    ),
     h("div", { className: "task-actions" }, edit, remove),
   );
   const row = { li, checkbox, title, description, edit, remove, editor: null, id: task.id };
@@ -210,7 +217,9 @@ function updateRow(row, task) {
   setText(row.title, task.title);
   setText(row.description, task.description);
   row.description.hidden = !task.description;
-  for (const control of [row.checkbox, row.edit, row.remove]) control.disabled = Boolean(task.pending);
+  for (const control of [row.checkbox, row.edit, row.remove]) {
+    control.disabled = Boolean(task.pending);
+  }
   const editing = state.editing === task.id;
   if (editing && !row.editor) {
     row.editor = createEditor(row, task);
@@ -225,7 +234,12 @@ function updateRow(row, task) {
 function createEditor(row, task) {
   const titleId = `edit-title-${task.id}`;
   const descriptionId = `edit-description-${task.id}`;
-  const title = h("input", { id: titleId, value: task.title, autocomplete: "off", "aria-describedby": `${titleId}-error` });
+  const title = h("input", {
+    id: titleId,
+    value: task.title,
+    autocomplete: "off",
+    "aria-describedby": `${titleId}-error`,
+  });
   const titleError = h("p", { id: `${titleId}-error`, className: "error", role: "alert" });
   const description = h("textarea", {
     id: descriptionId,
@@ -234,7 +248,11 @@ function createEditor(row, task) {
     placeholder: "Optional",
     "aria-describedby": `${descriptionId}-error`,
   });
-  const descriptionError = h("p", { id: `${descriptionId}-error`, className: "error", role: "alert" });
+  const descriptionError = h("p", {
+    id: `${descriptionId}-error`,
+    className: "error",
+    role: "alert",
+  });
   const formError = h("p", { className: "error", role: "alert" });
   const cancel = h("button", { type: "button" }, "Cancel");
   const form = h(
@@ -242,8 +260,19 @@ function createEditor(row, task) {
     { className: "editor", noValidate: true },
     formError,
     h("div", { className: "field" }, h("label", { for: titleId }, "Title"), title, titleError),
-    h("div", { className: "field" }, h("label", { for: descriptionId }, "Description"), description, descriptionError),
-    h("div", { className: "actions" }, h("button", { type: "submit", className: "primary" }, "Save"), cancel),
+    h(
+      "div",
+      { className: "field" },
+      h("label", { for: descriptionId }, "Description"),
+      description,
+      descriptionError,
+    ),
+    h(
+      "div",
+      { className: "actions" },
+      h("button", { type: "submit", className: "primary" }, "Save"),
+      cancel,
+    ),
   );
   const editor = {
     form,
@@ -291,7 +320,9 @@ function undo(before) {
   if (before.listVersion !== state.listVersion) return;
   const at = state.tasks.findIndex((task) => task.id === before.task.id);
   if (at >= 0) state.tasks[at] = before.task;
-  else if (before.index >= 0) state.tasks.splice(Math.min(before.index, state.tasks.length), 0, before.task);
+  else if (before.index >= 0) {
+    state.tasks.splice(Math.min(before.index, state.tasks.length), 0, before.task);
+  }
   state.total = before.total + (state.total - before.totalAfter);
   render();
 }
@@ -334,7 +365,10 @@ async function explain(error, before, action = "changed") {
       const fresh = await api.getTask(before.task.id);
       accept(fresh);
       render();
-      sayInList(`${name} was changed in another tab or on another device, so it has been reloaded. Check it and try again.`);
+      sayInList(
+        `${name} was changed in another tab or on another device, so it has been reloaded.` +
+          " Check it and try again.",
+      );
     } catch (reloadError) {
       await explain(reloadError, before, action);
     }
@@ -373,7 +407,10 @@ async function save(id, editor) {
   if (!task) return;
   clearMessages(editor.form);
   const description = editor.description.value;
-  const changes = { title: editor.title.value, description: description.trim() ? description : null };
+  const changes = {
+    title: editor.title.value,
+    description: description.trim() ? description : null,
+  };
   const before = remember(task);
   state.tasks[before.index] = { ...task, ...changes, title: changes.title.trim() };
   state.editing = null;
@@ -542,7 +579,8 @@ byId("log-out").addEventListener("click", async () => {
     endSession({ status: "You have logged out." });
   } catch (error) {
     // Whatever the server said, this tab forgets the token.
-    const note = error.status === 401 ? "" : ` (the server could not confirm it: ${reasonOf(error)})`;
+    const note =
+      error.status === 401 ? "" : ` (the server could not confirm it: ${reasonOf(error)})`;
     endSession({ status: `You have logged out${note}.` });
   }
 });

@@ -167,3 +167,25 @@ def test_a_failed_change_is_undone_and_the_reason_shown(
     assert titles_shown(page) == ["Tick me", "Keep me"]
     expect(page.get_by_role("checkbox", name="Tick me")).not_to_be_checked()
     watched.assert_clean()
+
+
+def test_quick_changes_to_one_task_are_not_taken_for_another_tabs(
+    page: Page, watched: Watched, web_server: WebServer
+) -> None:
+    email = unique_email("quick")
+    web_server.create_tasks(web_server.sign_up(email), ["Click me twice", "Tick then delete"])
+    page.goto("/")
+    log_in(page, email)
+    checkbox = page.get_by_role("checkbox", name="Click me twice")
+    checkbox.dblclick()
+    expect(task_item(page, "Click me twice")).to_have_attribute("aria-busy", "false")
+    page.get_by_role("checkbox", name="Tick then delete").click()
+    task_item(page, "Tick then delete").get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("status")).to_have_text("Deleted “Tick then delete”.")
+    expect(page.get_by_role("alert")).to_have_count(0)
+    expect(checkbox).not_to_be_checked()
+
+    page.reload()
+    expect(total(page)).to_have_text("1 tasks")
+    expect(page.get_by_role("checkbox", name="Click me twice")).not_to_be_checked()
+    watched.assert_clean()

@@ -18,6 +18,7 @@ const state = {
 };
 const rows = new Map(); // task id -> {li, checkbox, title, description, edit, remove, editor}
 let pendingIds = 0;
+const sending = new Map(); // task id -> the change to it that the API has not answered yet
 
 const authForm = byId("auth-form");
 const addForm = byId("add-form");
@@ -314,6 +315,22 @@ function findTask(id) {
   return state.tasks.find((task) => task.id === id);
 }
 
+// Changes to one task reach the API one after another, each with the version the previous
+// one left (its If-Match), so that a quick double click is not taken for another tab's edit.
+// `send` gets the task as last known: the previous change's answer, or the list's copy.
+function inTurn(id, send) {
+  const previous = sending.get(id) || Promise.resolve();
+  const next = previous
+    .catch(() => undefined)
+    .then((answered) => send(answered?.id === id ? answered : findTask(id)));
+  sending.set(id, next);
+  const forget = () => {
+    if (sending.get(id) === next) sending.delete(id);
+  };
+  next.then(forget, forget);
+  return next;
+}
+
 // Takes the list back to how it was before one change, leaving every other change alone.
 function undo(before) {
   // A list loaded since (another filter, say) already shows what the server has.
@@ -393,7 +410,7 @@ async function toggle(id, completed) {
   before.totalAfter = state.total;
   render();
   try {
-    const updated = await api.updateTask(task, { completed });
+    const updated = await inTurn(id, (latest) => api.updateTask(latest || task, { completed }));
     accept(updated);
     render();
   } catch (error) {
@@ -417,7 +434,7 @@ async function save(id, editor) {
   render();
   rows.get(id)?.edit.focus();
   try {
-    accept(await api.updateTask(task, changes));
+    accept(await inTurn(id, (latest) => api.updateTask(latest || task, changes)));
     render();
     noteInList("Saved.");
   } catch (error) {
@@ -447,7 +464,7 @@ async function removeTask(id) {
   if (next) rows.get(next.id)?.checkbox.focus();
   else byId("title").focus();
   try {
-    await api.deleteTask(task);
+    await inTurn(id, (latest) => api.deleteTask(latest || task));
     noteInList(`Deleted “${task.title}”.`);
   } catch (error) {
     if (error.status === 404) return; // gone already: what the person wanted

@@ -25,6 +25,7 @@ from entrypoints.http.metrics import Metrics
 from entrypoints.http.tasks import TaskController
 from entrypoints.logs import configure_logging
 from entrypoints.settings import Settings, load_settings
+from entrypoints.web.site import web_app_router
 
 MAX_BODY_BYTES = 1024 * 1024
 AUTH_PATH_PREFIX = "/api/auth/"
@@ -50,7 +51,14 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
                 yield
 
     app = Litestar(
-        route_handlers=[health, liveness, metrics_endpoint, AuthController, TaskController],
+        route_handlers=[
+            health,
+            liveness,
+            metrics_endpoint,
+            AuthController,
+            TaskController,
+            web_app_router(),
+        ],
         dependencies=APP_DEPENDENCIES,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,

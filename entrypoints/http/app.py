@@ -66,8 +66,17 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
-            expose_headers=["Location", "Retry-After", "WWW-Authenticate"],
+            # Every header the API reads or sends that a frontend on another origin needs:
+            # conditional writes (If-Match, ETag), safe retries (Idempotency-Key), request ids.
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=["ETag", "Location", "Retry-After", "WWW-Authenticate", "X-Request-ID"],
             allow_credentials=False,
             max_age=600,
         ),

@@ -262,6 +262,48 @@ def test_the_location_header_is_exposed_to_the_frontend(client: Client, alice: A
     assert "location" in exposed
 
 
+def test_a_frontend_on_another_origin_may_send_every_header_the_api_reads(
+    client: Client,
+) -> None:
+    response = client.options(
+        "/api/tasks/00000000-0000-0000-0000-000000000001",
+        headers={
+            "Origin": FRONTEND_ORIGIN,
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": (
+                "authorization, content-type, if-match, if-none-match, idempotency-key,"
+                " x-request-id"
+            ),
+        },
+    )
+
+    assert 200 <= response.status_code < 300, response.text
+    allowed = {
+        h.strip().lower() for h in response.headers["access-control-allow-headers"].split(",")
+    }
+    assert {
+        "authorization",
+        "content-type",
+        "if-match",
+        "if-none-match",
+        "idempotency-key",
+        "x-request-id",
+    } <= allowed
+
+
+def test_a_frontend_on_another_origin_may_read_every_header_the_api_sends(
+    client: Client, alice: Account
+) -> None:
+    response = client.post(
+        "/api/tasks", json={"title": "x"}, headers={**alice.headers, "Origin": FRONTEND_ORIGIN}
+    )
+
+    exposed = {
+        h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")
+    }
+    assert {"etag", "location", "retry-after", "www-authenticate", "x-request-id"} <= exposed
+
+
 def test_a_request_from_another_origin_gets_no_allow_origin(client: Client) -> None:
     response = client.get("/health", headers={"Origin": "http://evil.example"})
 

@@ -31,6 +31,14 @@ class InMemoryUserRepository:
     async def get_by_email(self, email: str) -> User | None:
         return next((u for u in self._users.values() if u.email.lower() == email.lower()), None)
 
+    async def change_email(self, user_id: UUID, email: str) -> bool:
+        stored = self._users.get(user_id)
+        owner = await self.get_by_email(email)
+        if stored is None or (owner is not None and owner.id != user_id):
+            return False
+        self._users[user_id] = replace(stored, email=email)
+        return True
+
     async def cut_off_tokens(
         self, user_id: UUID, moment: datetime, *, password_hash: str | None = None
     ) -> User | None:
@@ -147,6 +155,35 @@ class InMemoryTokenSubjects:
             user=await self._users.get(user_id),
             token_revoked=self._revocations.is_revoked(token_key),
         )
+
+
+class InMemoryLinkedIdentities:
+    def __init__(self, users: InMemoryUserRepository, revocations: InMemoryRevocationStore) -> None:
+        self._users = users
+        self._revocations = revocations
+        self._links: dict[tuple[str, str], UUID] = {}
+
+    async def find(self, issuer: str, subject: str, token_key: str) -> TokenSubject:
+        account = await self.account_of(issuer, subject)
+        return TokenSubject(
+            user=None if account is None else await self._users.get(account),
+            token_revoked=self._revocations.is_revoked(token_key),
+        )
+
+    async def account_of(self, issuer: str, subject: str) -> UUID | None:
+        account = self._links.get((issuer, subject))
+        # A link goes with its account, as the foreign key's cascade does in PostgreSQL.
+        return account if account is not None and await self._users.get(account) else None
+
+    async def link(self, issuer: str, subject: str, user_id: UUID) -> UUID:
+        linked = await self.account_of(issuer, subject)
+        if linked is not None:
+            return linked
+        self._links[(issuer, subject)] = user_id
+        return user_id
+
+    async def is_linked(self, user_id: UUID) -> bool:
+        return user_id in self._links.values() and await self._users.get(user_id) is not None
 
 
 class InMemoryTransactions:

@@ -3,9 +3,9 @@
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 
@@ -15,8 +15,8 @@ from domain.users import User
 
 TOKEN_LIFETIME = timedelta(hours=24)
 _ALGORITHM = "HS256"
-_LEEWAY = timedelta(seconds=30)
-_LEEWAY_SECONDS = _LEEWAY.total_seconds()
+LEEWAY = timedelta(seconds=30)
+_LEEWAY_SECONDS = LEEWAY.total_seconds()
 
 
 GENERATION_CLAIM = "gen"
@@ -55,6 +55,9 @@ class JwtTokenService:
         token = jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
         return IssuedToken(token=token, expires_in_seconds=int(self._lifetime.total_seconds()))
 
+    async def verify(self, token: str) -> TokenClaims:
+        return self.decode(token)
+
     def decode(self, token: str) -> TokenClaims:
         # A client sends the same token with every request: its signature is checked once,
         # its expiry on every use. (Once accepted, a token's iat and nbf only grow older; one
@@ -77,14 +80,7 @@ class JwtTokenService:
             raise InvalidToken()
         if generation is not None and (type(generation) is not int or generation < 0):
             raise InvalidToken()
-        # PyJWT lets numeric strings and booleans through as times; a NumericDate is a number.
-        if any(type(claims[name]) not in (int, float) for name in ("iat", "exp")):
-            raise InvalidToken()
-        try:
-            issued_at = datetime.fromtimestamp(claims["iat"], UTC)
-            expires_at = datetime.fromtimestamp(claims["exp"], UTC)
-        except (OverflowError, ValueError, OSError):  # an exp far beyond the year 9999
-            raise InvalidToken() from None
+        issued_at, expires_at = token_times(claims)
         return TokenClaims(
             subject=subject,
             issued_at=issued_at,
@@ -100,7 +96,7 @@ class JwtTokenService:
                     token,
                     secret,
                     algorithms=[_ALGORITHM],  # an allow-list: none, RS256 and others are refused
-                    leeway=_LEEWAY,
+                    leeway=LEEWAY,
                     options={"require": ["sub", "iat", "exp"]},
                 )
                 return claims
@@ -111,3 +107,53 @@ class JwtTokenService:
             except jwt.PyJWTError:
                 raise InvalidToken() from None
         raise InvalidTokenSignature()
+
+
+def token_times(claims: Mapping[str, Any]) -> tuple[datetime, datetime]:
+    """iat and exp as moments; InvalidToken unless both are numbers of a representable time."""
+    # PyJWT lets numeric strings and booleans through as times; a NumericDate is a number.
+    if any(type(claims[name]) not in (int, float) for name in ("iat", "exp")):
+        raise InvalidToken()
+    try:
+        return (
+            datetime.fromtimestamp(claims["iat"], UTC),
+            datetime.fromtimestamp(claims["exp"], UTC),
+        )
+    except (OverflowError, ValueError, OSError):  # an exp far beyond the year 9999
+        raise InvalidToken() from None
+
+
+class ProviderTokens(Protocol):
+    async def verify(self, token: str) -> TokenClaims: ...
+
+
+class TokenKinds:
+    """todo-api's own tokens and, when configured, Better Auth's, each verified by its own
+    adapter. Which one is chosen by the token's header, but each verifier fixes its own
+    algorithms, so a token cannot choose how it is checked: HS256 only ever against the
+    shared secret, an asymmetric one only against Better Auth's published keys. Tokens are
+    issued by todo-api's own service."""
+
+    def __init__(self, own: JwtTokenService, *, better_auth: ProviderTokens | None = None) -> None:
+        self._own = own
+        self._better_auth = better_auth
+
+    def issue(self, user: User, now: datetime) -> IssuedToken:
+        return self._own.issue(user, now)
+
+    async def verify(self, token: str) -> TokenClaims:
+        if self._better_auth is not None and _algorithm_of(token) in ASYMMETRIC_ALGORITHMS:
+            return await self._better_auth.verify(token)
+        return self._own.decode(token)  # HS256 or refused
+
+
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+)
+
+
+def _algorithm_of(token: str) -> object:
+    try:
+        return jwt.get_unverified_header(token).get("alg")
+    except jwt.PyJWTError:
+        return None

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from application.errors import (
@@ -12,10 +13,12 @@ from application.errors import (
     InvalidCredentials,
     InvalidToken,
     NotAuthenticated,
+    PasswordlessAccount,
     TokenRevoked,
     UserNotFound,
     WrongPassword,
 )
+from application.identities import AccountLinking
 from application.ports import (
     Clock,
     EmailPolicy,
@@ -59,7 +62,10 @@ class AccountService:
         throttle: LoginThrottle,
         clock: Clock,
         ids: IdGenerator,
+        linking: AccountLinking | None = None,
     ) -> None:
+        """linking: accounts of an identity provider (Better Auth); None when there is none,
+        and only todo-api's own tokens name accounts."""
         self._users = users
         self._hasher = hasher
         self._strength = strength
@@ -70,6 +76,7 @@ class AccountService:
         self._throttle = throttle
         self._clock = clock
         self._ids = ids
+        self._linking = linking
         self._decoy_hash: str | None = None
 
     async def register(self, email: str, password: str, client: str | None = None) -> User:
@@ -109,7 +116,8 @@ class AccountService:
         key = account_key(email)
         async with self._password_attempt(key):
             user = await self._users.get_by_email(email) if valid else None
-            if user is None:
+            # An account without a password (Better Auth's) fails like an unknown email.
+            if user is None or user.password_hash is None:
                 await self._hasher.verify(password, await self._decoy())
                 raise InvalidCredentials()
             if not await self._hasher.verify(password, user.password_hash):
@@ -135,7 +143,10 @@ class AccountService:
     async def change_password(
         self, user: User, current_password: str, new_password: str
     ) -> Session:
-        """Changes the password and revokes every older token; returns a fresh session."""
+        """Changes the password and revokes every older token; returns a fresh session. An
+        account that signs in through Better Auth has no password to change here."""
+        if user.password_hash is None:
+            raise PasswordlessAccount()
         await self._confirm_password(user, current_password)
         if problems := password_problems(new_password, field="new_password"):
             raise ValidationFailed(problems)
@@ -148,10 +159,18 @@ class AccountService:
         # Issued in the generation the change started: it works at once, older tokens do not.
         return self._session(changed, now)
 
-    async def delete_account(self, user: User, password: str) -> None:
-        """Deletes the account and all its tasks, once the password confirms it."""
-        await self._confirm_password(user, password)
+    async def delete_account(self, user: User, password: str | None) -> None:
+        """Deletes the account and all its tasks, once the password confirms it. An account
+        without a password (Better Auth's) needs none: its token is the proof."""
+        if user.password_hash is not None:
+            await self._confirm_password(user, password or "")
         await self.delete(user.id)
+
+    async def sign_in_method(self, user: User) -> Literal["password", "better-auth"]:
+        """ "better-auth" for an account linked to a Better Auth identity (with or without a
+        password), else "password"."""
+        linked = self._linking is not None and await self._linking.is_linked(user)
+        return "better-auth" if linked else "password"
 
     async def find_by_email(self, email: str) -> User:
         user = await self._users.get_by_email(self._emails.normalize(email))
@@ -177,6 +196,7 @@ class AccountService:
 
     async def _confirm_password(self, user: User, password: str) -> None:
         # Guessing through a stolen token is throttled like guessing through the login.
+        assert user.password_hash is not None
         async with self._password_attempt(account_key(user.email)):
             if not await self._hasher.verify(password, user.password_hash):
                 raise WrongPassword()
@@ -199,13 +219,16 @@ class AccountService:
         """The user a token speaks for, its claims and its revocation key; or why not."""
         if not token:
             raise NotAuthenticated()
-        claims = self._tokens.decode(token)
-        try:
-            user_id = UUID(claims.subject)
-        except ValueError:
-            raise InvalidToken() from None
+        claims = await self._tokens.verify(token)
         revocation_key = _revocation_key(token, claims)
-        subject = await self._token_subjects.find(user_id, revocation_key)
+        if claims.identity is not None and self._linking is not None:
+            subject = await self._linking.holder(claims.identity, revocation_key)
+        else:
+            try:
+                user_id = UUID(claims.subject)
+            except ValueError:
+                raise InvalidToken() from None
+            subject = await self._token_subjects.find(user_id, revocation_key)
         if subject.token_revoked:
             raise TokenRevoked()
         if subject.user is None:

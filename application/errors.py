@@ -43,6 +43,15 @@ class WrongPassword(AuthenticationFailed):
     """The current password given to confirm a sensitive change is wrong."""
 
 
+class EmailNotVerifiedForLinking(ApplicationError):
+    """A Better Auth user's first token names the email of an existing account, and Better Auth
+    does not say the address is verified: linking would hand that account to whoever typed it."""
+
+
+class PasswordlessAccount(ApplicationError):
+    """The account signs in through Better Auth and has no password to change."""
+
+
 class IdempotencyKeyReused(ValidationFailed):
     """The Idempotency-Key was used before with a different request."""
 
@@ -72,6 +81,10 @@ class TooManyAttempts(RetryLater):
 
 class ServerBusy(RetryLater):
     """Too many password hashes are already running or waiting."""
+
+
+class IdentityProviderUnavailable(RetryLater):
+    """Better Auth's keys are needed to verify a token and cannot be fetched right now."""
 
 
 class StorageUnavailable(RetryLater):

@@ -26,6 +26,17 @@ class TaskPage:
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalIdentity:
+    """Who a token of an identity provider (Better Auth) speaks for, in that provider's words."""
+
+    issuer: str
+    subject: str
+    """The provider's user id: any string, not one of todo-api's UUIDs."""
+    email: str
+    email_verified: bool
+
+
+@dataclass(frozen=True, slots=True)
 class TokenClaims:
     subject: str
     issued_at: datetime
@@ -34,6 +45,8 @@ class TokenClaims:
     """The `jti` claim; tokens minted elsewhere may not carry one."""
     generation: int | None = None
     """The user's token generation the token was issued in (todo-api's own tokens only)."""
+    identity: ExternalIdentity | None = None
+    """Set for tokens of an identity provider, whose subject is not a todo-api user id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +57,19 @@ class IssuedToken:
 
 class UserRepository(Protocol):
     async def add(self, user: User) -> User:
-        """Stores a new user. Raises EmailAlreadyRegistered when the email is taken."""
+        """Stores a new user. Raises EmailAlreadyRegistered when the email is taken, leaving an
+        atomic block it is in usable (the block goes on, or ends, as the caller decides)."""
         ...
 
     async def get(self, user_id: UUID) -> User | None: ...
 
     async def get_by_email(self, email: str) -> User | None:
         """Looks a user up by the normalised (lowercase) email."""
+        ...
+
+    async def change_email(self, user_id: UUID, email: str) -> bool:
+        """Stores the account's new (normalised) email; False when another account has it, or
+        there is no such account."""
         ...
 
     async def cut_off_tokens(
@@ -145,8 +164,10 @@ class TokenService(Protocol):
         """A token for the user, carrying their current token generation."""
         ...
 
-    def decode(self, token: str) -> TokenClaims:
-        """Raises TokenExpired, InvalidTokenSignature or InvalidToken."""
+    async def verify(self, token: str) -> TokenClaims:
+        """The claims of a genuine, unexpired token. Raises TokenExpired,
+        InvalidTokenSignature or InvalidToken; IdentityProviderUnavailable when verifying it
+        needs an identity provider that cannot be reached."""
         ...
 
 
@@ -172,6 +193,29 @@ class TokenSubjects(Protocol):
     async def find(self, user_id: UUID, token_key: str) -> TokenSubject:
         """The user a token names, and whether the token (by its revocation key) was logged
         out: both read at once, since every authenticated request needs both."""
+        ...
+
+
+class LinkedIdentities(Protocol):
+    """Accounts linked to identities of an identity provider (Better Auth), by issuer and
+    subject; a link goes with its account."""
+
+    async def find(self, issuer: str, subject: str, token_key: str) -> TokenSubject:
+        """The account linked to the identity (None when there is none yet) and whether the
+        token was logged out, read at once."""
+        ...
+
+    async def account_of(self, issuer: str, subject: str) -> UUID | None:
+        """The id of the account linked to the identity, if any."""
+        ...
+
+    async def link(self, issuer: str, subject: str, user_id: UUID) -> UUID:
+        """Links the identity to the account, unless it is linked already; returns the account
+        it is linked to (an earlier link wins, also a concurrent one)."""
+        ...
+
+    async def is_linked(self, user_id: UUID) -> bool:
+        """Whether any identity is linked to the account."""
         ...
 
 

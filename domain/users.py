@@ -15,7 +15,8 @@ MAX_PASSWORD_LENGTH = 128
 class User:
     id: UUID
     email: str
-    password_hash: str
+    password_hash: str | None
+    """None: the account has no password and signs in through Better Auth only."""
     created_at: datetime
     updated_at: datetime
     tokens_valid_after: datetime | None = None

@@ -7,10 +7,12 @@ from datetime import timedelta
 
 from psycopg_pool import AsyncConnectionPool
 
+from adapters.better_auth import BetterAuthTokens, JwksKeys, http_jwks_fetcher
 from adapters.email import EmailValidatorPolicy
 from adapters.embedded import start_embedded_postgres
 from adapters.password_strength import ZxcvbnStrengthMeter
 from adapters.passwords import BcryptHasher
+from adapters.postgres.identities import PostgresLinkedIdentities
 from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool, ping
 from adapters.postgres.repositories import (
     PostgresIdempotencyStore,
@@ -21,12 +23,13 @@ from adapters.postgres.repositories import (
     PostgresUserRepository,
 )
 from adapters.system import RandomIds, SystemClock
-from adapters.tokens import JwtTokenService
+from adapters.tokens import JwtTokenService, TokenKinds
 from application.accounts import AccountService
+from application.identities import AccountLinking
 from application.ports import Clock, PasswordHasher
 from application.tasks import TaskService
 from application.throttling import LoginThrottle, ThrottlePolicy
-from entrypoints.settings import Settings
+from entrypoints.settings import BetterAuthSettings, Settings
 
 
 class Services:
@@ -56,19 +59,36 @@ class Services:
                 attempts_per_minute=settings.auth_rate_per_minute,
             ),
         )
+        users = PostgresUserRepository(database)
+        emails = EmailValidatorPolicy()
+        own_tokens = JwtTokenService(
+            settings.auth_secret, previous_secrets=settings.previous_auth_secrets
+        )
+        better_auth = settings.better_auth
         self.accounts = AccountService(
-            users=PostgresUserRepository(database),
+            users=users,
             hasher=self._hasher,
             strength=ZxcvbnStrengthMeter(),
-            tokens=JwtTokenService(
-                settings.auth_secret, previous_secrets=settings.previous_auth_secrets
+            tokens=TokenKinds(
+                own_tokens,
+                better_auth=None if better_auth is None else better_auth_tokens(better_auth),
             ),
             revocations=PostgresRevocationStore(database),
             token_subjects=PostgresTokenSubjects(database),
-            emails=EmailValidatorPolicy(),
+            emails=emails,
             throttle=throttle,
             clock=clock,
             ids=ids,
+            linking=None
+            if better_auth is None
+            else AccountLinking(
+                users=users,
+                identities=PostgresLinkedIdentities(database),
+                transactions=database,
+                emails=emails,
+                clock=clock,
+                ids=ids,
+            ),
         )
         self.tasks = TaskService(
             tasks=PostgresTaskRepository(database),
@@ -84,6 +104,15 @@ class Services:
     @property
     def password_hashes_waiting(self) -> int:
         return self._hasher.waiting if isinstance(self._hasher, BcryptHasher) else 0
+
+
+def better_auth_tokens(settings: BetterAuthSettings) -> BetterAuthTokens:
+    """Better Auth's tokens, verified with the keys it publishes, cached for the process."""
+    return BetterAuthTokens(
+        JwksKeys(http_jwks_fetcher(settings.jwks_url)),
+        issuer=settings.issuer,
+        audience=settings.audience,
+    )
 
 
 @contextmanager

@@ -2,12 +2,15 @@
 contract fixes. The HTTP layer answers with it; the command line prints its details."""
 
 from application.errors import (
+    EmailNotVerifiedForLinking,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
+    IdentityProviderUnavailable,
     InvalidCredentials,
     InvalidToken,
     InvalidTokenSignature,
     NotAuthenticated,
+    PasswordlessAccount,
     ServerBusy,
     StorageUnavailable,
     TokenExpired,
@@ -40,6 +43,11 @@ PROBLEMS: dict[type[Exception], tuple[int, str]] = {
     TaskNotFound: (404, "Task not found"),
     TaskChanged: (412, "The task has changed since the version in If-Match"),
     EmailAlreadyRegistered: (409, "Email already registered"),
+    EmailNotVerifiedForLinking: (
+        409,
+        "An account with this email already exists; verify the email in Better Auth to link it",
+    ),
+    PasswordlessAccount: (409, "This account signs in through Better Auth"),
     IdempotencyKeyInUse: (409, "A request with this Idempotency-Key is still in progress"),
     IdempotencyKeyReused: (422, "Idempotency-Key was already used with a different request"),
     WeakPassword: (422, "Password is too weak"),
@@ -48,4 +56,8 @@ PROBLEMS: dict[type[Exception], tuple[int, str]] = {
     TooManyAttempts: (429, "Too many attempts from this address; retry later"),
     ServerBusy: (503, "The server is busy; retry shortly"),
     StorageUnavailable: (503, "The database is unavailable; retry shortly"),
+    IdentityProviderUnavailable: (
+        503,
+        "Better Auth cannot be reached to verify this token; retry shortly",
+    ),
 }

@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -47,6 +48,23 @@ class Settings:
     log_format: str | None = None
     """"json" or "console"; None: console on a terminal, JSON elsewhere."""
     shutdown_grace_seconds: int = 10
+    better_auth: "BetterAuthSettings | None" = None
+    """None: only todo-api's own tokens are accepted."""
+
+
+@dataclass(frozen=True, slots=True)
+class BetterAuthSettings:
+    """Where Better Auth publishes its keys, and what its tokens must say."""
+
+    url: str
+    jwks_url: str
+    issuer: str
+    audience: str
+
+    @classmethod
+    def at(cls, url: str) -> "BetterAuthSettings":
+        """The defaults for a Better Auth served at url, as its JWT plugin sets them."""
+        return cls(url=url, jwks_url=f"{url.rstrip('/')}/api/auth/jwks", issuer=url, audience=url)
 
 
 def load_settings(
@@ -95,7 +113,28 @@ def load_settings(
         auth_rate_per_minute=_integer(
             values, "AUTH_RATE_PER_MINUTE", 30, minimum=0, maximum=1_000_000
         ),
+        better_auth=_better_auth(values),
     )
+
+
+def _better_auth(values: Mapping[str, str]) -> BetterAuthSettings | None:
+    url = values.get("BETTER_AUTH_URL")
+    if not url:
+        return None
+    defaults = BetterAuthSettings.at(_http_url(values, "BETTER_AUTH_URL"))
+    return BetterAuthSettings(
+        url=defaults.url,
+        jwks_url=_http_url(values, "BETTER_AUTH_JWKS_URL") or defaults.jwks_url,
+        issuer=values.get("BETTER_AUTH_ISSUER") or defaults.issuer,
+        audience=values.get("BETTER_AUTH_AUDIENCE") or defaults.audience,
+    )
+
+
+def _http_url(values: Mapping[str, str], name: str) -> str:
+    raw = values.get(name) or ""
+    if raw and (urlsplit(raw).scheme not in ("http", "https") or not urlsplit(raw).netloc):
+        raise ConfigurationError(f"{name} must be an http:// or https:// URL, not {raw!r}")
+    return raw
 
 
 def _auth_secret(configured: str | None, data_dir: Path) -> str:

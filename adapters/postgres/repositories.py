@@ -24,7 +24,7 @@ _COUNT_OF = {
     False: "SELECT total - completed FROM task_counts WHERE user_id = %(owner_id)s",
 }
 
-_USER_COLUMNS = (
+USER_COLUMNS = (
     "id, email, password_hash, created_at, updated_at, tokens_valid_after, token_generation"
 )
 _TASK_COLUMNS = "id, user_id, title, description, completed, created_at, updated_at"
@@ -35,7 +35,7 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
 
 
-def _user(values: Sequence[Any]) -> User:
+def user_of(values: Sequence[Any]) -> User:
     user_id, email, password_hash, created_at, updated_at, valid_after, generation = values
     return User(
         user_id,
@@ -49,7 +49,7 @@ def _user(values: Sequence[Any]) -> User:
 
 
 def _user_row(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[User]:
-    return _user
+    return user_of
 
 
 def _task(values: Sequence[Any]) -> Task:
@@ -75,30 +75,33 @@ class PostgresUserRepository:
         self._database = database
 
     async def add(self, user: User) -> User:
-        try:
-            async with (
-                self._database.connection() as connection,
-                connection.cursor(row_factory=_user_row) as cursor,
-            ):
-                await cursor.execute(
-                    f"""INSERT INTO users ({_USER_COLUMNS})
-                        VALUES (%(id)s, %(email)s, %(password_hash)s,
-                                %(created_at)s, %(updated_at)s, %(tokens_valid_after)s,
-                                %(token_generation)s)
-                        RETURNING {_USER_COLUMNS}""",
-                    {
-                        "id": user.id,
-                        "email": user.email,
-                        "password_hash": user.password_hash,
-                        "created_at": user.created_at,
-                        "updated_at": user.updated_at,
-                        "tokens_valid_after": user.tokens_valid_after,
-                        "token_generation": user.token_generation,
-                    },
-                )
-                return await _one(cursor)
-        except psycopg.errors.UniqueViolation:
-            raise EmailAlreadyRegistered() from None
+        # ON CONFLICT rather than a caught unique violation, which would abort the transaction
+        # the insert may be part of (linking a Better Auth identity goes on after it).
+        async with (
+            self._database.connection() as connection,
+            connection.cursor(row_factory=_user_row) as cursor,
+        ):
+            await cursor.execute(
+                f"""INSERT INTO users ({USER_COLUMNS})
+                    VALUES (%(id)s, %(email)s, %(password_hash)s,
+                            %(created_at)s, %(updated_at)s, %(tokens_valid_after)s,
+                            %(token_generation)s)
+                    ON CONFLICT DO NOTHING
+                    RETURNING {USER_COLUMNS}""",
+                {
+                    "id": user.id,
+                    "email": user.email,
+                    "password_hash": user.password_hash,
+                    "created_at": user.created_at,
+                    "updated_at": user.updated_at,
+                    "tokens_valid_after": user.tokens_valid_after,
+                    "token_generation": user.token_generation,
+                },
+            )
+            added = await cursor.fetchone()
+        if added is None:
+            raise EmailAlreadyRegistered()
+        return added
 
     async def get(self, user_id: UUID) -> User | None:
         async with (
@@ -106,7 +109,7 @@ class PostgresUserRepository:
             connection.cursor(row_factory=_user_row) as cursor,
         ):
             await cursor.execute(
-                f"SELECT {_USER_COLUMNS} FROM users WHERE id = %(id)s", {"id": user_id}
+                f"SELECT {USER_COLUMNS} FROM users WHERE id = %(id)s", {"id": user_id}
             )
             return await cursor.fetchone()
 
@@ -116,10 +119,21 @@ class PostgresUserRepository:
             connection.cursor(row_factory=_user_row) as cursor,
         ):
             await cursor.execute(
-                f"SELECT {_USER_COLUMNS} FROM users WHERE lower(email) = lower(%(email)s)",
+                f"SELECT {USER_COLUMNS} FROM users WHERE lower(email) = lower(%(email)s)",
                 {"email": email},
             )
             return await cursor.fetchone()
+
+    async def change_email(self, user_id: UUID, email: str) -> bool:
+        try:
+            async with self._database.connection() as connection:
+                cursor = await connection.execute(
+                    "UPDATE users SET email = %(email)s WHERE id = %(id)s",
+                    {"id": user_id, "email": email},
+                )
+                return cursor.rowcount == 1
+        except psycopg.errors.UniqueViolation:
+            return False
 
     async def cut_off_tokens(
         self, user_id: UUID, moment: datetime, *, password_hash: str | None = None
@@ -135,7 +149,7 @@ class PostgresUserRepository:
                         tokens_valid_after = greatest(tokens_valid_after, %(moment)s),
                         password_hash = coalesce(%(password_hash)s, password_hash)
                     WHERE id = %(id)s
-                    RETURNING {_USER_COLUMNS}""",
+                    RETURNING {USER_COLUMNS}""",
                 {"id": user_id, "moment": moment, "password_hash": password_hash},
             )
             return await cursor.fetchone()
@@ -300,13 +314,13 @@ class PostgresTokenSubjects:
         ):
             await cursor.execute(
                 f"""SELECT EXISTS (SELECT FROM revoked_tokens WHERE token_key = %(key)s),
-                           {_USER_COLUMNS}
+                           {USER_COLUMNS}
                     FROM (SELECT) AS one
                     LEFT JOIN users ON id = %(id)s""",
                 {"id": user_id, "key": token_key},
             )
             revoked, *user = await _one(cursor)
-        return TokenSubject(user=None if user[0] is None else _user(user), token_revoked=revoked)
+        return TokenSubject(user=None if user[0] is None else user_of(user), token_revoked=revoked)
 
 
 class PostgresLoginAttemptStore:

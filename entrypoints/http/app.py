@@ -25,6 +25,7 @@ from entrypoints.http.metrics import Metrics
 from entrypoints.http.tasks import TaskController
 from entrypoints.logs import configure_logging
 from entrypoints.settings import Settings, load_settings
+from entrypoints.web.site import web_app_router
 
 MAX_BODY_BYTES = 1024 * 1024
 AUTH_PATH_PREFIX = "/api/auth/"
@@ -50,7 +51,14 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
                 yield
 
     app = Litestar(
-        route_handlers=[health, liveness, metrics_endpoint, AuthController, TaskController],
+        route_handlers=[
+            health,
+            liveness,
+            metrics_endpoint,
+            AuthController,
+            TaskController,
+            web_app_router(),
+        ],
         dependencies=APP_DEPENDENCIES,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -58,8 +66,17 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
-            expose_headers=["Location", "Retry-After", "WWW-Authenticate"],
+            # Every header the API reads or sends that a frontend on another origin needs:
+            # conditional writes (If-Match, ETag), safe retries (Idempotency-Key), request ids.
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=["ETag", "Location", "Retry-After", "WWW-Authenticate", "X-Request-ID"],
             allow_credentials=False,
             max_age=600,
         ),

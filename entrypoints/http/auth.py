@@ -10,8 +10,9 @@ from litestar.status_codes import HTTP_200_OK
 from application.accounts import AccountService
 from domain.users import User
 from entrypoints.http.dependencies import AUTHENTICATED, bearer_token, client_address
-from entrypoints.http.errors import StrictJsonDTO, responses
+from entrypoints.http.errors import MalformedJson, StrictJsonDTO, responses
 from entrypoints.http.schemas import (
+    AccountResponse,
     AuthResponse,
     Credentials,
     MessageResponse,
@@ -60,7 +61,7 @@ class AuthController(Controller):
     @post(
         "/logout",
         status_code=HTTP_200_OK,
-        responses=responses(401, 503),
+        responses=responses(401, 409, 503),
         security=[{"bearer": []}],
     )
     async def logout(
@@ -72,17 +73,24 @@ class AuthController(Controller):
     @get(
         "/me",
         dependencies=AUTHENTICATED,
-        responses=responses(401, 503),
+        responses=responses(401, 409, 503),
         security=[{"bearer": []}],
     )
-    async def me(self, current_user: NamedDependency[User]) -> UserResponse:
-        return UserResponse.of(current_user)
+    async def me(
+        self, current_user: NamedDependency[User], accounts: NamedDependency[AccountService]
+    ) -> AccountResponse:
+        return AccountResponse(
+            id=current_user.id,
+            email=current_user.email,
+            created_at=current_user.created_at,
+            sign_in=await accounts.sign_in_method(current_user),
+        )
 
     @post(
         "/logout-all",
         status_code=HTTP_200_OK,
         dependencies=AUTHENTICATED,
-        responses=responses(401, 503),
+        responses=responses(401, 409, 503),
         security=[{"bearer": []}],
     )
     async def logout_everywhere(
@@ -98,7 +106,7 @@ class AuthController(Controller):
         dependencies=AUTHENTICATED,
         dto=StrictJsonDTO[PasswordChange],
         return_dto=None,
-        responses=responses(400, 401, 413, 422, 429, 503),
+        responses=responses(400, 401, 409, 413, 422, 429, 503),
         security=[{"bearer": []}],
     )
     async def change_password(
@@ -108,7 +116,8 @@ class AuthController(Controller):
         accounts: NamedDependency[AccountService],
     ) -> AuthResponse:
         """Changes the password and revokes every older token, this one included; the answer
-        carries a fresh token."""
+        carries a fresh token. An account that signs in through Better Auth has no password
+        here: 409."""
         session = await accounts.change_password(
             current_user, data.current_password, data.new_password
         )
@@ -119,14 +128,17 @@ class AuthController(Controller):
         dependencies=AUTHENTICATED,
         dto=StrictJsonDTO[PasswordConfirmation],
         return_dto=None,
-        responses=responses(400, 401, 413, 422, 429, 503),
+        responses=responses(400, 401, 409, 413, 422, 429, 503),
         security=[{"bearer": []}],
     )
     async def delete_account(
         self,
-        data: JSONBody[PasswordConfirmation],
         current_user: NamedDependency[User],
         accounts: NamedDependency[AccountService],
+        data: JSONBody[PasswordConfirmation | None] = None,
     ) -> None:
-        """Deletes the account and all its tasks, once the password confirms it."""
-        await accounts.delete_account(current_user, data.password)
+        """Deletes the account and all its tasks, once the password confirms it. An account
+        that signs in through Better Auth without a password needs no body."""
+        if data is None and current_user.password_hash is not None:
+            raise MalformedJson("the body is empty")
+        await accounts.delete_account(current_user, None if data is None else data.password)

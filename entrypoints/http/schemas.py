@@ -98,6 +98,15 @@ class UserResponse(Struct, kw_only=True, frozen=True):
         return cls(id=user.id, email=user.email, created_at=user.created_at)
 
 
+class AccountResponse(Struct, kw_only=True, frozen=True):
+    """The caller's account: a UserResponse, and how they sign in."""
+
+    id: UUID
+    email: str
+    created_at: datetime
+    sign_in: Literal["password", "better-auth"]
+
+
 class AuthResponse(Struct, kw_only=True, frozen=True):
     access_token: str
     user: UserResponse

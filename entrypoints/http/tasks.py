@@ -75,7 +75,7 @@ class TaskController(Controller):
     dependencies = TASKS
     security = [{"bearer": []}]
 
-    @get("/", responses=responses(401, 422, 503))
+    @get("/", responses=responses(401, 409, 422, 503))
     async def list_tasks(
         self,
         current_user: NamedDependency[User],
@@ -165,7 +165,7 @@ class TaskController(Controller):
 
     @get(
         "/{task_id:str}",
-        responses={**responses(401, 403, 404, 422, 503), 304: _NOT_MODIFIED},
+        responses={**responses(401, 403, 404, 409, 422, 503), 304: _NOT_MODIFIED},
         response_headers=[_ETAG],
     )
     async def get_task(
@@ -186,7 +186,7 @@ class TaskController(Controller):
         "/{task_id:str}",
         dto=StrictJsonDTO[TaskChangesRequest],
         return_dto=None,
-        responses=responses(400, 401, 403, 404, 412, 413, 422, 503),
+        responses=responses(400, 401, 403, 404, 409, 412, 413, 422, 503),
         response_headers=[_ETAG],
     )
     async def replace_task_fields(
@@ -204,7 +204,7 @@ class TaskController(Controller):
         "/{task_id:str}",
         dto=StrictJsonDTO[TaskChangesRequest],
         return_dto=None,
-        responses=responses(400, 401, 403, 404, 412, 413, 422, 503),
+        responses=responses(400, 401, 403, 404, 409, 412, 413, 422, 503),
         response_headers=[_ETAG],
     )
     async def update_task(
@@ -218,7 +218,7 @@ class TaskController(Controller):
         """Absent fields are unchanged; `"description": null` clears the description."""
         return await _update(task_id, data, current_user, tasks, if_match)
 
-    @delete("/{task_id:str}", responses=responses(401, 403, 404, 412, 422, 503))
+    @delete("/{task_id:str}", responses=responses(401, 403, 404, 409, 412, 422, 503))
     async def delete_task(
         self,
         task_id: TaskId,

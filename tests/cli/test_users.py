@@ -91,3 +91,25 @@ def test_delete_of_an_unknown_email_fails(cli: RunCli, clean_database: str) -> N
     assert_one_line_failure(result)
     assert result.stdout == ""
     assert emails(clean_database) == ["ada@example.com"]
+
+
+def test_delete_removes_an_account_that_signs_in_through_better_auth(
+    cli: RunCli, clean_database: str
+) -> None:
+    # As the first Better Auth token of a person leaves it: no password, a linked identity.
+    query(
+        clean_database,
+        """WITH account AS (
+               INSERT INTO users (id, email, password_hash)
+               VALUES (gen_random_uuid(), 'ada@example.com', NULL) RETURNING id
+           )
+           INSERT INTO linked_identities (issuer, subject, user_id)
+           SELECT 'https://auth.example.com', 'HClj71TbcO6UM1fVN8h7pnaQeXgJ863p', id
+           FROM account""",
+    )
+
+    result = assert_ok(cli("users", "delete", "ada@example.com"))
+
+    assert "ada@example.com" in result.stdout
+    assert emails(clean_database) == []
+    assert query(clean_database, "SELECT count(*) FROM linked_identities") == [(0,)]

@@ -10,7 +10,7 @@ import pytest
 
 from adapters.postgres.migrations import Migrator
 from tests.deployment.support import (
-    REQUIRE_PGBOUNCER,
+    REQUIRE_NEIGHBOURS,
     Authority,
     PgBouncer,
     database_name,
@@ -30,8 +30,8 @@ def pgbouncer(server_url: str) -> Iterator[PgBouncer]:
 def _pgbouncer_or_skip() -> str:
     binary = pgbouncer_binary()
     if binary is None:
-        if os.environ.get(REQUIRE_PGBOUNCER):
-            pytest.fail(f"pgbouncer is not installed, and {REQUIRE_PGBOUNCER} requires it")
+        if os.environ.get(REQUIRE_NEIGHBOURS) == "1":
+            pytest.fail(f"pgbouncer is not installed, and {REQUIRE_NEIGHBOURS}=1 requires it")
         pytest.skip("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
     return binary
 

@@ -24,8 +24,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from tests.faults.support import SYSTEM_USER, _as_root, _prepare_system_user, free_port
 
-REQUIRE_PGBOUNCER = "TODO_API_REQUIRE_PGBOUNCER"
-"""Set by .ci/run: there, a missing pgbouncer fails the tests instead of skipping them."""
+REQUIRE_NEIGHBOURS = "REQUIRE_TEST_NEIGHBOURS"
+"""Set to 1 by .ci/run: there, a missing pgbouncer fails the tests instead of skipping them."""
 _PGBOUNCER_PLACES = ("/usr/sbin/pgbouncer", "/usr/local/sbin/pgbouncer", "/usr/local/bin/pgbouncer")
 
 

@@ -6,13 +6,26 @@ import pytest
 from litestar.testing import TestClient
 
 from entrypoints.http.app import create_app
+from entrypoints.settings import BetterAuthSettings
 from tests.http.support import Account, Client, make_settings
 
+# Where no Better Auth answers: todo-api's own tokens must never need it.
+UNREACHABLE_BETTER_AUTH = "http://127.0.0.1:9"
 
-@pytest.fixture(scope="session")
-def session_client(database_url: str) -> Iterator[Client]:
-    """The app over the session's database, its lifespan running for the whole session."""
-    with TestClient(create_app(make_settings(database_url))) as client:
+
+@pytest.fixture(
+    scope="session", params=["own-tokens-only", "with-better-auth"], ids=lambda name: name
+)
+def session_client(database_url: str, request: pytest.FixtureRequest) -> Iterator[Client]:
+    """The app over the session's database, its lifespan running for the whole session. Every
+    HTTP test runs twice: without BETTER_AUTH_URL, and with it set (to a Better Auth that is
+    down), so that Better Auth's tokens change nothing for todo-api's own."""
+    better_auth = (
+        BetterAuthSettings.at(UNREACHABLE_BETTER_AUTH)
+        if request.param == "with-better-auth"
+        else None
+    )
+    with TestClient(create_app(make_settings(database_url, better_auth=better_auth))) as client:
         yield client
 
 

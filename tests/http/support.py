@@ -115,6 +115,17 @@ def assert_user(body: object, email: str | None = None) -> dict[str, Any]:
     return body
 
 
+def assert_me(body: object, email: str | None = None, sign_in: str = "password") -> dict[str, Any]:
+    """GET /api/auth/me's answer: a UserResponse plus how the account signs in."""
+    assert isinstance(body, dict)
+    assert body.get("sign_in") == sign_in, body
+    return {"sign_in": sign_in, **assert_user(_without(body, "sign_in"), email)}
+
+
+def _without(body: dict[str, Any], key: str) -> dict[str, Any]:
+    return {name: value for name, value in body.items() if name != key}
+
+
 def assert_task(body: object) -> dict[str, Any]:
     assert isinstance(body, dict)
     assert set(body) == TASK_KEYS

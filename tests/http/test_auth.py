@@ -16,6 +16,7 @@ from tests.http.support import (
     SECRET,
     Account,
     Client,
+    assert_me,
     assert_problem,
     assert_user,
     bearer,
@@ -304,7 +305,7 @@ def test_me_answers_the_caller(client: Client, alice: Account) -> None:
 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert assert_user(response.json()) == alice.user
+    assert assert_me(response.json()) == {**alice.user, "sign_in": "password"}
 
 
 def test_the_bearer_scheme_is_case_insensitive(client: Client, alice: Account) -> None:
@@ -362,7 +363,7 @@ def test_a_token_minted_elsewhere_with_only_sub_iat_exp_is_accepted(
     response = client.get("/api/auth/me", headers=bearer(token))
 
     assert response.status_code == 200
-    assert response.json() == alice.user
+    assert response.json() == {**alice.user, "sign_in": "password"}
     assert client.get("/api/tasks", headers=bearer(token)).status_code == 200
     # Such a token, without a jti, can be logged out too, and only it.
     assert client.post("/api/auth/logout", headers=bearer(token)).status_code == 200

@@ -30,6 +30,7 @@ from tests.http.support import (
     SECRET,
     Account,
     Client,
+    assert_me,
     assert_problem,
     assert_task,
     assert_user,
@@ -556,7 +557,7 @@ def test_the_previous_secret_is_accepted_for_verification_only(
     # The old secret is still honoured by an app that lists it...
     response = rotating.get("/api/auth/me", headers=bearer(old_token))
     assert response.status_code == 200, response.text
-    assert_user(response.json(), email=alice.email)
+    assert_me(response.json(), email=alice.email)
     # ...and only by such an app.
     assert_problem(
         client.get("/api/auth/me", headers=bearer(old_token)), 401, "Invalid token signature"

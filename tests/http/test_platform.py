@@ -262,6 +262,48 @@ def test_the_location_header_is_exposed_to_the_frontend(client: Client, alice: A
     assert "location" in exposed
 
 
+def test_a_frontend_on_another_origin_may_send_every_header_the_api_reads(
+    client: Client,
+) -> None:
+    response = client.options(
+        "/api/tasks/00000000-0000-0000-0000-000000000001",
+        headers={
+            "Origin": FRONTEND_ORIGIN,
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": (
+                "authorization, content-type, if-match, if-none-match, idempotency-key,"
+                " x-request-id"
+            ),
+        },
+    )
+
+    assert 200 <= response.status_code < 300, response.text
+    allowed = {
+        h.strip().lower() for h in response.headers["access-control-allow-headers"].split(",")
+    }
+    assert {
+        "authorization",
+        "content-type",
+        "if-match",
+        "if-none-match",
+        "idempotency-key",
+        "x-request-id",
+    } <= allowed
+
+
+def test_a_frontend_on_another_origin_may_read_every_header_the_api_sends(
+    client: Client, alice: Account
+) -> None:
+    response = client.post(
+        "/api/tasks", json={"title": "x"}, headers={**alice.headers, "Origin": FRONTEND_ORIGIN}
+    )
+
+    exposed = {
+        h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")
+    }
+    assert {"etag", "location", "retry-after", "www-authenticate", "x-request-id"} <= exposed
+
+
 def test_a_request_from_another_origin_gets_no_allow_origin(client: Client) -> None:
     response = client.get("/health", headers={"Origin": "http://evil.example"})
 
@@ -299,17 +341,17 @@ EXPECTED_STATUSES = {
     ("get", "/metrics"): {200, 401},
     ("post", "/api/auth/register"): {201, 400, 409, 413, 422, 429, 503},
     ("post", "/api/auth/login"): {200, 400, 401, 413, 422, 429, 503},
-    ("post", "/api/auth/logout"): {200, 401, 503},
-    ("post", "/api/auth/logout-all"): {200, 401, 503},
-    ("post", "/api/auth/password"): {200, 400, 401, 413, 422, 429, 503},
-    ("get", "/api/auth/me"): {200, 401, 503},
-    ("delete", "/api/auth/me"): {204, 400, 401, 413, 422, 429, 503},
-    ("get", "/api/tasks"): {200, 401, 422, 503},
-    ("post", "/api/tasks"): {201, 400, 401, 413, 422, 503},
-    ("get", "/api/tasks/{task_id}"): {200, 401, 403, 404, 422, 503},
-    ("put", "/api/tasks/{task_id}"): {200, 400, 401, 403, 404, 413, 422, 503},
-    ("patch", "/api/tasks/{task_id}"): {200, 400, 401, 403, 404, 413, 422, 503},
-    ("delete", "/api/tasks/{task_id}"): {204, 401, 403, 404, 422, 503},
+    ("post", "/api/auth/logout"): {200, 401, 409, 503},
+    ("post", "/api/auth/logout-all"): {200, 401, 409, 503},
+    ("post", "/api/auth/password"): {200, 400, 401, 409, 413, 422, 429, 503},
+    ("get", "/api/auth/me"): {200, 401, 409, 503},
+    ("delete", "/api/auth/me"): {204, 400, 401, 409, 413, 422, 429, 503},
+    ("get", "/api/tasks"): {200, 401, 409, 422, 503},
+    ("post", "/api/tasks"): {201, 400, 401, 409, 413, 422, 503},
+    ("get", "/api/tasks/{task_id}"): {200, 401, 403, 404, 409, 422, 503},
+    ("put", "/api/tasks/{task_id}"): {200, 400, 401, 403, 404, 409, 413, 422, 503},
+    ("patch", "/api/tasks/{task_id}"): {200, 400, 401, 403, 404, 409, 413, 422, 503},
+    ("delete", "/api/tasks/{task_id}"): {204, 401, 403, 404, 409, 422, 503},
 }
 
 

@@ -31,6 +31,7 @@ TASK_COUNTS = "0004.task-counts"
 IDEMPOTENCY_KEYS = "0005.idempotency-keys"
 TASK_COUNTS_PER_STATEMENT = "0006.task-counts-per-statement"
 TOKEN_GENERATIONS = "0007.token-generations"
+LINKED_IDENTITIES = "0008.linked-identities"
 # The tables each known migration creates; later migrations add their own.
 TABLES_OF = {
     USERS_AND_TASKS: {"users", "tasks"},
@@ -40,6 +41,7 @@ TABLES_OF = {
     IDEMPOTENCY_KEYS: {"idempotency_keys"},
     TASK_COUNTS_PER_STATEMENT: set(),
     TOKEN_GENERATIONS: set(),
+    LINKED_IDENTITIES: {"linked_identities"},
 }
 KNOWN_TABLES = set().union(*TABLES_OF.values())
 USER_COLUMNS_OF_0001 = {"id", "email", "password_hash", "created_at", "updated_at"}
@@ -221,7 +223,7 @@ def test_the_migrations_are_found_oldest_first_each_with_its_rollback() -> None:
     stems = sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql") if not p.stem.endswith("rollback"))
 
     assert stems == ALL
-    assert ALL[:7] == [
+    assert ALL[:8] == [
         USERS_AND_TASKS,
         REVOKED_TOKENS,
         LOGIN_THROTTLING,
@@ -229,6 +231,7 @@ def test_the_migrations_are_found_oldest_first_each_with_its_rollback() -> None:
         IDEMPOTENCY_KEYS,
         TASK_COUNTS_PER_STATEMENT,
         TOKEN_GENERATIONS,
+        LINKED_IDENTITIES,
     ]
     for migration in ALL:
         assert (MIGRATIONS_DIR / f"{migration}.rollback.sql").is_file(), migration
@@ -259,6 +262,17 @@ def test_the_token_generations_migration_gives_every_user_generation_zero(
     added = schema_after[step]["columns"] - schema_after[step - 1]["columns"]
 
     assert added == {("users", "token_generation", "bigint", "NO", "0")}
+
+
+def test_the_linked_identities_migration_lets_an_account_have_no_password(
+    schema_after: list[Schema],
+) -> None:
+    step = ALL.index(LINKED_IDENTITIES) + 1
+    before = {c for c in schema_after[step - 1]["columns"] if c[:2] == ("users", "password_hash")}
+    after = {c for c in schema_after[step]["columns"] if c[:2] == ("users", "password_hash")}
+
+    assert [c[3] for c in before] == ["NO"]
+    assert [c[3] for c in after] == ["YES"]
 
 
 def test_the_task_counts_migration_adds_its_counting_triggers_and_functions(

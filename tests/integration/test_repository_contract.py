@@ -17,6 +17,7 @@ from adapters.email import EmailValidatorPolicy
 from adapters.memory import (
     FixedClock,
     InMemoryIdempotencyStore,
+    InMemoryLinkedIdentities,
     InMemoryLoginAttemptStore,
     InMemoryRevocationStore,
     InMemoryTaskRepository,
@@ -24,6 +25,7 @@ from adapters.memory import (
     InMemoryTransactions,
     InMemoryUserRepository,
 )
+from adapters.postgres.identities import PostgresLinkedIdentities
 from adapters.postgres.pool import PostgresDatabase
 from adapters.postgres.repositories import (
     PostgresIdempotencyStore,
@@ -37,6 +39,7 @@ from application.ports import (
     EarlierCreation,
     FailedLogins,
     IdempotencyStore,
+    LinkedIdentities,
     LoginAttemptStore,
     RevocationStore,
     TaskPage,
@@ -63,6 +66,7 @@ class Repositories:
     logins: LoginAttemptStore
     idempotency: IdempotencyStore
     transactions: Transactions
+    identities: LinkedIdentities
 
 
 @pytest.fixture(params=["memory", "postgres"])
@@ -73,6 +77,7 @@ async def repos(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
         revocations = InMemoryRevocationStore(clock=FixedClock(datetime.now(UTC)))
         logins = InMemoryLoginAttemptStore()
         idempotency = InMemoryIdempotencyStore()
+        identities = InMemoryLinkedIdentities(users, revocations)
         yield Repositories(
             users=users,
             tasks=tasks,
@@ -80,7 +85,10 @@ async def repos(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
             token_subjects=InMemoryTokenSubjects(users, revocations),
             logins=logins,
             idempotency=idempotency,
-            transactions=InMemoryTransactions(users, tasks, revocations, logins, idempotency),
+            transactions=InMemoryTransactions(
+                users, tasks, revocations, logins, idempotency, identities
+            ),
+            identities=identities,
         )
         return
     url: str = request.getfixturevalue("clean_database")
@@ -94,6 +102,7 @@ async def repos(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
             logins=PostgresLoginAttemptStore(database),
             idempotency=PostgresIdempotencyStore(database),
             transactions=database,
+            identities=PostgresLinkedIdentities(database),
         )
 
 
@@ -1432,3 +1441,126 @@ async def test_changes_outside_an_atomic_block_stay_when_a_later_block_fails(
 
     assert await repos.tasks.get(before.id) == before
     assert await repos.tasks.get(after.id) == after
+
+
+# --- accounts linked to Better Auth identities -------------------------------------------------
+
+ISSUER = "https://auth.example.com"
+
+
+async def test_a_user_without_a_password_is_stored_and_read_back(repos: Repositories) -> None:
+    user = await repos.users.add(replace(a_user(), password_hash=None))
+
+    assert user.password_hash is None
+    assert await repos.users.get(user.id) == user
+    assert await repos.users.get_by_email(user.email) == user
+
+
+async def test_an_identity_links_to_one_account_and_the_first_link_wins(
+    repos: Repositories,
+) -> None:
+    alice = await repos.users.add(a_user("alice@example.com"))
+    bob = await repos.users.add(a_user("bob@example.com"))
+
+    assert await repos.identities.account_of(ISSUER, "ba-alice") is None
+    assert await repos.identities.link(ISSUER, "ba-alice", alice.id) == alice.id
+    assert await repos.identities.link(ISSUER, "ba-alice", bob.id) == alice.id
+
+    assert await repos.identities.account_of(ISSUER, "ba-alice") == alice.id
+    assert await repos.identities.account_of("https://other.example.com", "ba-alice") is None
+    assert await repos.identities.is_linked(alice.id)
+    assert not await repos.identities.is_linked(bob.id)
+
+
+async def test_an_account_may_have_several_identities(repos: Repositories) -> None:
+    alice = await repos.users.add(a_user())
+
+    await repos.identities.link(ISSUER, "first", alice.id)
+    await repos.identities.link(ISSUER, "second", alice.id)
+
+    assert await repos.identities.account_of(ISSUER, "first") == alice.id
+    assert await repos.identities.account_of(ISSUER, "second") == alice.id
+
+
+async def test_finding_an_identity_reads_its_account_and_the_revocation_at_once(
+    repos: Repositories,
+) -> None:
+    alice = await repos.users.add(a_user())
+    await repos.identities.link(ISSUER, "ba-alice", alice.id)
+    await repos.revocations.revoke("logged-out", datetime.now(UTC) + timedelta(hours=1))
+
+    live = await repos.identities.find(ISSUER, "ba-alice", "live")
+    logged_out = await repos.identities.find(ISSUER, "ba-alice", "logged-out")
+    unknown = await repos.identities.find(ISSUER, "nobody", "logged-out")
+
+    assert (live.user, live.token_revoked) == (alice, False)
+    assert (logged_out.user, logged_out.token_revoked) == (alice, True)
+    assert (unknown.user, unknown.token_revoked) == (None, True)
+
+
+async def test_a_link_goes_with_its_account(repos: Repositories) -> None:
+    alice = await repos.users.add(a_user())
+    await repos.identities.link(ISSUER, "ba-alice", alice.id)
+
+    await repos.users.delete(alice.id)
+
+    assert await repos.identities.account_of(ISSUER, "ba-alice") is None
+    assert (await repos.identities.find(ISSUER, "ba-alice", "key")).user is None
+    again = await repos.users.add(a_user())
+    assert await repos.identities.link(ISSUER, "ba-alice", again.id) == again.id
+
+
+async def test_concurrent_links_of_one_identity_agree_on_one_account(
+    repos: Repositories,
+) -> None:
+    accounts = [await repos.users.add(a_user(f"user{n}@example.com")) for n in range(6)]
+
+    linked = await asyncio.gather(
+        *(repos.identities.link(ISSUER, "ba-someone", user.id) for user in accounts)
+    )
+
+    assert len(set(linked)) == 1
+    assert linked[0] in {user.id for user in accounts}
+
+
+async def test_a_taken_email_inside_an_atomic_block_leaves_the_block_usable(
+    repos: Repositories,
+) -> None:
+    alice = await repos.users.add(a_user("alice@example.com"))
+
+    async with repos.transactions.atomic():
+        with pytest.raises(EmailAlreadyRegistered):
+            await repos.users.add(a_user("ALICE@example.com"))
+        # The block goes on: the failed insert did not abort it.
+        assert await repos.identities.link(ISSUER, "ba-alice", alice.id) == alice.id
+
+    assert await repos.identities.account_of(ISSUER, "ba-alice") == alice.id
+
+
+async def test_an_account_and_its_link_made_in_a_failed_block_are_both_undone(
+    repos: Repositories,
+) -> None:
+    with pytest.raises(Abandoned):
+        async with repos.transactions.atomic():
+            user = await repos.users.add(a_user("new@example.com"))
+            await repos.identities.link(ISSUER, "ba-new", user.id)
+            raise Abandoned()
+
+    assert await repos.users.get_by_email("new@example.com") is None
+    assert await repos.identities.account_of(ISSUER, "ba-new") is None
+
+
+async def test_changing_the_email_stores_it_unless_another_account_has_it(
+    repos: Repositories,
+) -> None:
+    alice = await repos.users.add(a_user("alice@example.com"))
+    await repos.users.add(a_user("bob@example.com"))
+
+    assert await repos.users.change_email(alice.id, "alice@new.example.com")
+    assert not await repos.users.change_email(alice.id, "bob@example.com")
+    assert not await repos.users.change_email(uuid.uuid4(), "nobody@example.com")
+
+    found = await repos.users.get(alice.id)
+    assert found is not None
+    assert found.email == "alice@new.example.com"
+    assert await repos.users.get_by_email("alice@example.com") is None

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from entrypoints.settings import ConfigurationError, Settings, load_settings
+from entrypoints.settings import BetterAuthSettings, ConfigurationError, Settings, load_settings
 
 SECRET = "s" * 40
 
@@ -24,6 +24,7 @@ def test_defaults_follow_the_contract(tmp_path: Path) -> None:
     assert settings.bcrypt_rounds == 12
     assert settings.prepare_threshold == 5
     assert settings.previous_auth_secrets == ()
+    assert settings.better_auth is None
 
 
 def test_each_variable_is_read(tmp_path: Path) -> None:
@@ -173,3 +174,62 @@ def test_the_bounds_themselves_are_accepted(tmp_path: Path, name: str, value: in
         "DATABASE_POOL_MAX_WAITING": "pool_max_waiting",
     }[name]
     assert getattr(settings, attribute) == value
+
+
+# --- Better Auth ---------------------------------------------------------------------------------
+
+
+def test_better_auth_url_alone_sets_the_jwks_url_issuer_and_audience(tmp_path: Path) -> None:
+    settings = settings_from(
+        tmp_path, BETTER_AUTH_SECRET=SECRET, BETTER_AUTH_URL="https://app.example.com"
+    )
+    assert settings.better_auth == BetterAuthSettings(
+        url="https://app.example.com",
+        jwks_url="https://app.example.com/api/auth/jwks",
+        issuer="https://app.example.com",
+        audience="https://app.example.com",
+    )
+
+
+def test_each_better_auth_variable_is_read(tmp_path: Path) -> None:
+    settings = settings_from(
+        tmp_path,
+        BETTER_AUTH_SECRET=SECRET,
+        BETTER_AUTH_URL="http://localhost:3000/",
+        BETTER_AUTH_JWKS_URL="https://cdn.example.com/.well-known/jwks.json",
+        BETTER_AUTH_ISSUER="https://issuer.example.com",
+        BETTER_AUTH_AUDIENCE="todo-api",
+    )
+    assert settings.better_auth == BetterAuthSettings(
+        url="http://localhost:3000/",
+        jwks_url="https://cdn.example.com/.well-known/jwks.json",
+        issuer="https://issuer.example.com",
+        audience="todo-api",
+    )
+
+
+def test_the_jwks_of_a_url_with_a_trailing_slash_has_one_slash(tmp_path: Path) -> None:
+    settings = settings_from(
+        tmp_path, BETTER_AUTH_SECRET=SECRET, BETTER_AUTH_URL="http://localhost:3000/"
+    )
+    assert settings.better_auth is not None
+    assert settings.better_auth.jwks_url == "http://localhost:3000/api/auth/jwks"
+
+
+@pytest.mark.parametrize("name", ["BETTER_AUTH_URL", "BETTER_AUTH_JWKS_URL"])
+@pytest.mark.parametrize("value", ["localhost:3000", "ftp://example.com", "https://"])
+def test_a_better_auth_url_that_is_no_http_url_is_refused(
+    tmp_path: Path, name: str, value: str
+) -> None:
+    environment = {"BETTER_AUTH_URL": "https://app.example.com", name: value}
+    with pytest.raises(ConfigurationError, match=name):
+        settings_from(tmp_path, BETTER_AUTH_SECRET=SECRET, **environment)
+
+
+def test_without_better_auth_url_the_other_better_auth_variables_change_nothing(
+    tmp_path: Path,
+) -> None:
+    settings = settings_from(
+        tmp_path, BETTER_AUTH_SECRET=SECRET, BETTER_AUTH_JWKS_URL="https://x.example.com/jwks"
+    )
+    assert settings.better_auth is None

@@ -1,0 +1,1 @@
+"""The web app: a browser client of the public HTTP API, served as static files."""

@@ -15,6 +15,7 @@ from typing import NoReturn
 import psycopg
 
 from adapters.postgres.migrations import Migrator
+from adapters.postgres.pool import pooler_in
 from application.errors import ApplicationError, StorageUnavailable
 from application.tasks import MAX_PAGE_SIZE, TaskQuery
 from domain.errors import DomainError, ValidationFailed
@@ -122,16 +123,17 @@ def _run(arguments: argparse.Namespace) -> None:
     command = arguments.command
     with database_url(settings) as url:
         settings = replace(settings, database_url=url)
+        migrator = Migrator(settings.database_url_unpooled or url)
         if command == "serve":
-            _serve(settings, url, arguments.host, arguments.port, arguments.workers)
+            _serve(settings, migrator, arguments.host, arguments.port, arguments.workers)
         elif command == "migrate":
-            applied = Migrator(url).apply()
+            applied = migrator.apply()
             print("\n".join(f"applied {m}" for m in applied) or "nothing to apply")
         elif command == "rollback":
-            rolled_back = Migrator(url).rollback(arguments.steps)
+            rolled_back = migrator.rollback(arguments.steps)
             print("\n".join(f"rolled back {m}" for m in rolled_back) or "nothing to roll back")
         elif command == "migrations":
-            for migration in Migrator(url).status():
+            for migration in migrator.status():
                 print(f"{'applied' if migration.applied else 'pending'}\t{migration.id}")
         elif command == "users":
             _with_services(settings, _USER_ACTIONS[arguments.action], arguments)
@@ -139,13 +141,14 @@ def _run(arguments: argparse.Namespace) -> None:
             _with_services(settings, _TASK_ACTIONS[arguments.action], arguments)
 
 
-def _serve(settings: Settings, url: str, host: str, port: int, workers: int) -> None:
+def _serve(settings: Settings, migrator: Migrator, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     from entrypoints.http.app import create_app
 
-    for applied in Migrator(url).apply():
+    for applied in migrator.apply():
         logging.getLogger("todo_api").info("applied migration %s", applied)
+    _warn_of_prepared_statements_behind_a_pooler(settings)
     # uvicorn drains in-flight requests on SIGINT/SIGTERM, then re-raises the signal; a quiet
     # handler lets the process go on to close the database and exit 0 instead of dying by it.
     for stop_signal in (signal.SIGINT, signal.SIGTERM):
@@ -162,7 +165,7 @@ def _serve(settings: Settings, url: str, host: str, port: int, workers: int) -> 
         return
     # Worker processes build their own app from the environment: hand them the database this
     # process resolved (maybe the embedded one) and the secret it loaded (maybe generated).
-    os.environ["DATABASE_URL"] = url
+    os.environ["DATABASE_URL"] = settings.database_url or ""
     os.environ["BETTER_AUTH_SECRET"] = settings.auth_secret
     uvicorn.run(
         "entrypoints.http.app:create_app_from_environment",
@@ -170,6 +173,20 @@ def _serve(settings: Settings, url: str, host: str, port: int, workers: int) -> 
         workers=workers,
         **options,  # type: ignore[arg-type]
     )
+
+
+def _warn_of_prepared_statements_behind_a_pooler(settings: Settings) -> None:
+    # After the migrations, so that a start that fails still prints its one line.
+    pooler = pooler_in(settings.database_url or "")
+    if pooler is not None and settings.prepare_threshold is not None:
+        logging.getLogger("todo_api").warning(
+            "DATABASE_URL looks like a connection pooler (%s) and DATABASE_PREPARE_THRESHOLD is "
+            "%s: in transaction mode, unless the pooler tracks prepared statements (PgBouncer "
+            "1.21+ with max_prepared_statements), requests can fail once statements are "
+            "prepared; set DATABASE_PREPARE_THRESHOLD=off",
+            pooler,
+            settings.prepare_threshold,
+        )
 
 
 def _with_services(

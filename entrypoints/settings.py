@@ -24,6 +24,9 @@ class Settings:
     auth_secret: str
     database_url: str | None = None
     """None: an embedded PostgreSQL in data_dir."""
+    database_url_unpooled: str | None = None
+    """A direct URL to the same database, for what needs a server session of its own
+    (migrations) when database_url goes through a pooler; None: database_url."""
     cors_origins: tuple[str, ...] = ("http://localhost:3000",)
     data_dir: Path = Path(".todo-data")
     bcrypt_rounds: int = 12
@@ -85,6 +88,7 @@ def load_settings(
     return Settings(
         auth_secret=_auth_secret(values.get("BETTER_AUTH_SECRET"), data_dir),
         database_url=values.get("DATABASE_URL") or None,
+        database_url_unpooled=_unpooled_url(values),
         cors_origins=cors_origins,
         data_dir=data_dir,
         bcrypt_rounds=_integer(values, "BCRYPT_ROUNDS", 12, minimum=4, maximum=31),
@@ -176,6 +180,18 @@ def _choice(
         if raw.lower() == option.lower():
             return option
     raise ConfigurationError(f"{name} must be one of {', '.join(allowed)}, not {raw!r}")
+
+
+def _unpooled_url(values: Mapping[str, str]) -> str | None:
+    unpooled = values.get("DATABASE_URL_UNPOOLED") or None
+    if unpooled is not None and not values.get("DATABASE_URL"):
+        # The embedded database is the only one then; a direct URL to some other database
+        # would have migrations run where requests never go.
+        raise ConfigurationError(
+            "DATABASE_URL_UNPOOLED is set but DATABASE_URL is not: set both, to the pooled and "
+            "the direct URL of the same database"
+        )
+    return unpooled
 
 
 def _prepare_threshold(values: Mapping[str, str]) -> int | None:

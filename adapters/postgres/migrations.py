@@ -57,14 +57,23 @@ class Migrator:
     def _exclusively(self) -> Iterator[None]:
         """Holds a PostgreSQL advisory lock for the block. Unlike yoyo's own lock (a row that
         a killed process leaves behind, and that others give up on after ten seconds), the
-        server releases it when its holder's connection ends, and waiters wait for good. Under
-        it, a yoyo lock row can only be a killed run's leftover, and is cleared."""
+        server releases it when its holder's transaction ends, and waiters wait for good. Under
+        it, a yoyo lock row can only be a killed run's leftover, and is cleared.
+
+        The lock is transaction-scoped, taken in a transaction kept open around the whole run:
+        a pooler in transaction mode (PgBouncer, Neon's pooled endpoint) keeps the server
+        session pinned to us for exactly that long, and the lock ends with the transaction
+        (or with that session, when the pooler drops it after we vanish mid-transaction). A
+        session-level lock would stay behind on a pooled server session that outlives us,
+        and the next migration routed to another one would wait for it for ever."""
         try:
-            connection = psycopg.connect(self._database_url, autocommit=True)
+            connection = psycopg.connect(
+                self._database_url, autocommit=True, prepare_threshold=None
+            )
         except psycopg.OperationalError as error:
             raise StorageUnavailable() from error
-        with connection:
-            connection.execute("SELECT pg_advisory_lock(%s)", (_MIGRATIONS_LOCK,))
+        with connection, connection.transaction():
+            connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATIONS_LOCK,))
             with self._backend() as (backend, _):  # opening it creates yoyo's lock table
                 backend.break_lock()
             yield
@@ -91,6 +100,9 @@ class _Backend:
             self._backend = get_backend(self._url)
         except psycopg.OperationalError as error:
             raise StorageUnavailable() from error
+        # A pooler in transaction mode may hand each statement to another server session,
+        # which would not know a statement prepared on the last one.
+        self._backend.connection.prepare_threshold = None
         return self._backend, read_migrations(str(self._directory))
 
     def __exit__(self, *exc_info: object) -> None:

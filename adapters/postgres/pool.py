@@ -43,6 +43,28 @@ def _keepalives_missing_from(url: str) -> dict[str, str]:
     return {name: value for name, value in KEEPALIVES.items() if name not in given}
 
 
+# PgBouncer's default port, Supavisor's (Supabase) transaction-mode port; and the host name
+# mark of Neon's pooled endpoints (ep-name-pooler.region...) and Supabase's poolers.
+POOLER_PORTS = frozenset({"6432", "6543"})
+POOLER_HOST_MARK = "pooler"
+
+
+def pooler_in(url: str) -> str | None:
+    """What in the URL suggests a connection pooler ("port 6432"), or None. A guess from the
+    address alone: a pooler elsewhere goes unnoticed, and a plain server there is suspected."""
+    try:
+        given = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return None
+    for host in str(given.get("host") or "").split(","):
+        if POOLER_HOST_MARK in host.lower() and not host.startswith("/"):
+            return f"host {host}"
+    for port in str(given.get("port") or "").split(","):
+        if port.strip() in POOLER_PORTS:
+            return f"port {port.strip()}"
+    return None
+
+
 def create_pool(
     url: str,
     *,
@@ -103,7 +125,21 @@ async def open_pool(pool: AsyncConnectionPool, *, wait: bool, timeout: float) ->
         await pool.open(wait=wait, timeout=timeout)
     except PoolTimeout as error:
         await pool.close()
-        raise StorageUnavailable() from error
+        raise StorageUnavailable() from (await _why_connecting_fails(pool) or error)
+
+
+async def _why_connecting_fails(pool: AsyncConnectionPool) -> psycopg.OperationalError | None:
+    # The pool's timeout says only that it gave up; one more attempt says why (a refused
+    # connection, a certificate that does not verify, a wrong password).
+    conninfo, kwargs = pool.conninfo, pool.kwargs
+    if not isinstance(conninfo, str) or not isinstance(kwargs, dict):
+        return None  # not a pool of create_pool()
+    try:
+        connection = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
+    except psycopg.OperationalError as error:
+        return error
+    await connection.close()
+    return None
 
 
 class PostgresDatabase:

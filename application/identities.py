@@ -4,7 +4,7 @@ tokens find it. Tasks keep referring to the local account's id, so nothing else 
 
 from dataclasses import replace
 
-from application.errors import EmailNotVerifiedForLinking, InvalidToken, RetryLater
+from application.errors import EmailNotVerifiedForLinking, InvalidToken
 from application.ports import (
     Clock,
     EmailPolicy,
@@ -49,15 +49,17 @@ class AccountLinking:
         already, linked: only if the provider says the email is verified, else
         EmailNotVerifiedForLinking. The account's email follows the provider's."""
         email = self._email_of(identity)
+        found = await self._identities.find(identity.issuer, identity.subject, token_key)
         for _ in range(_LINK_ATTEMPTS):
-            found = await self._identities.find(identity.issuer, identity.subject, token_key)
-            if found.token_revoked:
-                return found
-            if found.user is not None:
-                return TokenSubject(await self._with_email(found.user, email), False)
+            if found.token_revoked or found.user is not None:
+                break
             await self._link(identity, email)
-        # Only an account deleted each time between linking and reading it comes here.
-        raise RetryLater(1)
+            found = await self._identities.find(identity.issuer, identity.subject, token_key)
+        if found.token_revoked or found.user is None:
+            # No account after every attempt: it was deleted each time between linking and
+            # reading it, and the caller answers "User not found".
+            return found
+        return TokenSubject(await self._with_email(found.user, email), token_revoked=False)
 
     async def is_linked(self, user: User) -> bool:
         return await self._identities.is_linked(user.id)

@@ -162,6 +162,16 @@ def edit_task(
     expect(task_item(page, new_title or title)).to_have_attribute("aria-busy", "false")
 
 
+def tick(page: Page, title: str) -> None:
+    """Ticks the task done and waits until the API has stored it: the tick shows at once
+    (optimistically), before the server has answered."""
+    with page.expect_response(
+        lambda response: response.request.method == "PATCH" and "/api/tasks/" in response.url
+    ) as answered:
+        page.get_by_role("checkbox", name=title).check()
+    assert answered.value.status == 200, answered.value.status
+
+
 def task_item(page: Page, title: str):  # type: ignore[no-untyped-def]
     """The list item of the task with this title."""
     return page.get_by_role("listitem").filter(

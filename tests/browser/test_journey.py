@@ -11,6 +11,7 @@ from tests.browser.support import (
     log_in,
     register,
     task_item,
+    tick,
     titles_shown,
     total,
     unique_email,
@@ -35,7 +36,7 @@ def test_a_person_registers_manages_tasks_and_finds_them_again(
     expect(total(page)).to_have_text("3 tasks")
     expect(task_item(page, "Buy milk")).to_contain_text("Two litres, semi-skimmed")
 
-    page.get_by_role("checkbox", name="Write report").check()
+    tick(page, "Write report")
     expect(task_item(page, "Write report")).to_have_class("task done")
 
     page.get_by_role("radio", name="Done").check()

@@ -13,6 +13,7 @@ from tests.browser.support import (
     add_task,
     log_in,
     task_item,
+    tick,
     total,
     unique_email,
 )
@@ -166,7 +167,7 @@ def test_the_page_fits_a_phone_and_a_desktop_in_both_colour_schemes(
             log_in(page, email)
             if name == views[0][0]:
                 add_task(page, "Call the plumber", "Kitchen tap drips; ask about Thursday")
-                page.get_by_role("checkbox", name="Renew the passport").check()
+                tick(page, "Renew the passport")
                 expect(task_item(page, "Renew the passport")).to_have_class("task done")
             expect(total(page)).to_have_text("4 tasks")
             page.get_by_label("Title").fill("Buy oat milk")

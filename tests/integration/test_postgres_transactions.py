@@ -336,27 +336,26 @@ async def test_concurrent_tasks_in_atomic_blocks_of_their_own_never_share_a_conn
 ) -> None:
     users = PostgresUserRepository(database)
     alice, bob = a_user("alice@example.com"), a_user("bob@example.com")
-    alice_wrote, bob_wrote = asyncio.Event(), asyncio.Event()
+    wrote = {alice.id: asyncio.Event(), bob.id: asyncio.Event()}
+    read = {alice.id: asyncio.Event(), bob.id: asyncio.Event()}
 
     async def in_a_block(
-        me: User, wrote: asyncio.Event, other: User, other_wrote: asyncio.Event
+        me: User, other: User
     ) -> tuple[tuple[int, int], tuple[int, int], bool, bool]:
         async with database.atomic():
             before = await backend_and_transaction(database)
             await users.add(me)
-            wrote.set()
-            await other_wrote.wait()  # the other block has written and not committed
+            wrote[me.id].set()
+            await wrote[other.id].wait()  # the other block has written and not committed
             sees_mine = await users.get(me.id) == me
             sees_other = await users.get(other.id) is not None
             after = await backend_and_transaction(database)
+            read[me.id].set()
+            await read[other.id].wait()  # neither commits before both have looked
         return before, after, sees_mine, sees_other
 
     alices, bobs = await asyncio.wait_for(
-        asyncio.gather(
-            in_a_block(alice, alice_wrote, bob, bob_wrote),
-            in_a_block(bob, bob_wrote, alice, alice_wrote),
-        ),
-        5,
+        asyncio.gather(in_a_block(alice, bob), in_a_block(bob, alice)), 5
     )
 
     for before, after, sees_mine, sees_other in (alices, bobs):

@@ -30,6 +30,10 @@ def start_embedded_postgres(data_dir: Path, database: str = DATABASE_NAME) -> Em
     database exists. The server stops when stop() is called or the process exits."""
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Made here, tolerating a concurrent start: the package checks for the directory, then
+    # creates it outside its lock, and of two processes starting at once one would fail
+    # with FileExistsError.
+    (data_dir / "postgres").mkdir(exist_ok=True)
     _forget_dead_users(data_dir / "postgres")
     server = _package().get_server(data_dir / "postgres", cleanup_mode="stop")
     admin_url = server.get_uri()

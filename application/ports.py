@@ -116,8 +116,9 @@ class UserRepository(Protocol):
 
 class TaskRepository(Protocol):
     """Every method given a caller checks it in the same statement as its work, as
-    ensure_admitted reports it (TokenRevoked, UserNotFound): a refused caller reads nothing and
-    writes nothing, and a logout, cut-off or deletion committed before the statement counts.
+    ensure_admitted reports it (TokenRevoked, UserNotFound): a refused caller learns nothing
+    of any task and writes nothing, and a logout, cut-off or deletion committed before the
+    statement counts.
     Without a caller the call is trusted (a later call of an atomic block that began by
     checking it)."""
 

@@ -176,16 +176,16 @@ _CALLER = """caller AS (
     FROM (SELECT) AS one
     LEFT JOIN users ON users.id = %(caller_id)s
 )"""
-# The work's own condition: a refused caller reads and writes nothing.
+# The work's own condition: for a refused caller it reads no task and writes nothing.
 _ADMITTED = " AND (SELECT NOT revoked AND known AND current FROM caller)"
 
 
-def _as_caller(work: str, *, order: str = "") -> str:
+def _as_caller(work: str) -> str:
     """The statement `work` (gated by _ADMITTED) with the caller's verdict in front of each of
     its rows, and one row of verdict alone when the work has none."""
     return f"""WITH {_CALLER}, work AS ({work})
                SELECT caller.revoked, caller.known, caller.current, work.*
-               FROM caller LEFT JOIN work ON true{order}"""
+               FROM caller LEFT JOIN work ON true"""
 
 
 def _caller_params(caller: Caller) -> dict[str, Any]:
@@ -283,7 +283,8 @@ class PostgresTaskRepository:
         total = _COUNT_OF[completed]
         order = "ORDER BY created_at DESC, id DESC"
         if caller is not None:
-            # The total rides along with the verdict, so an empty page needs no second query.
+            # The total rides along with the verdict, so an empty page needs no second query;
+            # the join promises no order of its own, so the page's is said again.
             page = f"""SELECT {_TASK_COLUMNS} FROM tasks WHERE {where}{_ADMITTED}
                        {order} LIMIT %(limit)s OFFSET %(offset)s"""
             statement = f"""WITH {_CALLER}, page AS ({page})

@@ -1,22 +1,29 @@
 """In-memory adapters that really store things: for unit tests and demos, never production."""
 
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from application.ports import EarlierCreation, FailedLogins, TaskPage, TokenSubject
+from application.ports import (
+    Caller,
+    EarlierCreation,
+    FailedLogins,
+    TaskPage,
+    TokenSubject,
+    ensure_admitted,
+)
 from domain.errors import EmailAlreadyRegistered
 from domain.tasks import Task, TaskPosition
 from domain.users import User
 
 
 class InMemoryUserRepository:
-    def __init__(self, tasks: "InMemoryTaskRepository | None" = None) -> None:
-        self._users: dict[UUID, User] = {}
+    def __init__(self, users: Iterable[User] = ()) -> None:
+        self._users: dict[UUID, User] = {user.id: user for user in users}
         # Deleting a user cascades to their tasks, as the foreign key does in PostgreSQL.
-        self._tasks = tasks
+        self._tasks: InMemoryTaskRepository | None = None
 
     async def add(self, user: User) -> User:
         # Case-insensitive, like PostgreSQL's unique index on lower(email).
@@ -26,7 +33,13 @@ class InMemoryUserRepository:
         return user
 
     async def get(self, user_id: UUID) -> User | None:
+        return self.stored(user_id)
+
+    def stored(self, user_id: UUID) -> User | None:
         return self._users.get(user_id)
+
+    def cascade_to(self, tasks: "InMemoryTaskRepository") -> None:
+        self._tasks = tasks
 
     async def get_by_email(self, email: str) -> User | None:
         return next((u for u in self._users.values() if u.email.lower() == email.lower()), None)
@@ -65,15 +78,40 @@ class InMemoryUserRepository:
 
 
 class InMemoryTaskRepository:
-    def __init__(self) -> None:
-        self._tasks: dict[UUID, Task] = {}
+    """Tasks of the users of `users`, whose callers it admits as the statements of the
+    PostgreSQL repository do; deleting one of those users deletes their tasks."""
 
-    async def add(self, task: Task) -> Task:
+    def __init__(
+        self, users: InMemoryUserRepository, revocations: "InMemoryRevocationStore"
+    ) -> None:
+        self._tasks: dict[UUID, Task] = {}
+        self._users = users
+        self._revocations = revocations
+        users.cascade_to(self)
+
+    async def admit(self, caller: Caller) -> None:
+        self._admit(caller)
+
+    def _admit(self, caller: Caller | None) -> None:
+        if caller is None:
+            return
+        user = self._users.stored(caller.user_id)
+        ensure_admitted(
+            revoked=caller.token_key is not None and self._revocations.is_revoked(caller.token_key),
+            known=user is not None,
+            current=user is not None and user.accepts_token(caller.issued_at, caller.generation),
+        )
+
+    async def add(self, task: Task, *, caller: Caller | None = None) -> Task:
+        self._admit(caller)
         self._tasks[task.id] = task
         return task
 
-    async def get(self, task_id: UUID, *, for_update: bool = False) -> Task | None:
+    async def get(
+        self, task_id: UUID, *, for_update: bool = False, caller: Caller | None = None
+    ) -> Task | None:
         # One event loop, no await between a read and its write: nothing to lock.
+        self._admit(caller)
         return self._tasks.get(task_id)
 
     async def list_for_owner(
@@ -84,7 +122,9 @@ class InMemoryTaskRepository:
         limit: int,
         offset: int = 0,
         after: TaskPosition | None = None,
+        caller: Caller | None = None,
     ) -> TaskPage:
+        self._admit(caller)
         matching = [
             t
             for t in self._tasks.values()
@@ -97,8 +137,13 @@ class InMemoryTaskRepository:
         )
 
     async def update(
-        self, task: Task, *, expected_versions: Collection[datetime] | None = None
+        self,
+        task: Task,
+        *,
+        expected_versions: Collection[datetime] | None = None,
+        caller: Caller | None = None,
     ) -> Task | None:
+        self._admit(caller)
         stored = self._tasks.get(task.id)
         if stored is None or not _is_expected(stored, expected_versions):
             return None
@@ -113,8 +158,13 @@ class InMemoryTaskRepository:
         return updated
 
     async def delete(
-        self, task_id: UUID, *, expected_versions: Collection[datetime] | None = None
+        self,
+        task_id: UUID,
+        *,
+        expected_versions: Collection[datetime] | None = None,
+        caller: Caller | None = None,
     ) -> bool:
+        self._admit(caller)
         stored = self._tasks.get(task_id)
         if stored is None or not _is_expected(stored, expected_versions):
             return False

@@ -14,12 +14,12 @@ from application.errors import (
     InvalidToken,
     NotAuthenticated,
     PasswordlessAccount,
-    TokenRevoked,
     UserNotFound,
     WrongPassword,
 )
 from application.identities import AccountLinking
 from application.ports import (
+    Caller,
     Clock,
     EmailPolicy,
     IdGenerator,
@@ -31,6 +31,7 @@ from application.ports import (
     TokenService,
     TokenSubjects,
     UserRepository,
+    ensure_admitted,
 )
 from application.throttling import LoginThrottle, account_key
 from domain.errors import EmailAlreadyRegistered, FieldError, ValidationFailed, WeakPassword
@@ -46,6 +47,13 @@ class Session:
 def _revocation_key(token: str, claims: TokenClaims) -> str:
     # Tokens minted by the frontend may lack a jti; the token's digest identifies them instead.
     return claims.token_id or "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def _user_id(claims: TokenClaims) -> UUID:
+    try:
+        return UUID(claims.subject)
+    except ValueError:
+        raise InvalidToken() from None
 
 
 class AccountService:
@@ -128,6 +136,23 @@ class AccountService:
         """The user a bearer token speaks for, or the reason it is refused."""
         user, _, _ = await self._token_holder(token)
         return user
+
+    async def caller(self, token: str | None) -> Caller:
+        """Whom a bearer token speaks for, from the token alone (signature, expiry, claims):
+        whether it is still admitted is for the task repository to check, in the statement
+        that does the work. A token of an identity provider is looked up here, and its
+        account admitted, first (the account is found through the identity)."""
+        claims, revocation_key = await self._verified(token)
+        if claims.identity is not None and self._linking is not None:
+            user_id = (await self._holder(claims, revocation_key)).id
+        else:
+            user_id = _user_id(claims)
+        return Caller(user_id, revocation_key, claims.issued_at, claims.generation)
+
+    def acting_for(self, user: User) -> Caller:
+        """A caller without a token (the command line) acting for the user, in their current
+        token generation: refused, as their tokens are, once they are cut off or deleted."""
+        return Caller(user.id, None, self._clock.now(), user.token_generation)
 
     async def log_out(self, token: str | None) -> None:
         """Revokes the token at once, for every process of the service. Only a token that
@@ -217,25 +242,28 @@ class AccountService:
 
     async def _token_holder(self, token: str | None) -> tuple[User, TokenClaims, str]:
         """The user a token speaks for, its claims and its revocation key; or why not."""
-        if not token:
-            raise NotAuthenticated()
-        claims = await self._tokens.verify(token)
-        revocation_key = _revocation_key(token, claims)
+        claims, revocation_key = await self._verified(token)
+        return await self._holder(claims, revocation_key), claims, revocation_key
+
+    async def _holder(self, claims: TokenClaims, revocation_key: str) -> User:
         if claims.identity is not None and self._linking is not None:
             subject = await self._linking.holder(claims.identity, revocation_key)
         else:
-            try:
-                user_id = UUID(claims.subject)
-            except ValueError:
-                raise InvalidToken() from None
-            subject = await self._token_subjects.find(user_id, revocation_key)
-        if subject.token_revoked:
-            raise TokenRevoked()
-        if subject.user is None:
-            raise UserNotFound()
-        if not subject.user.accepts_token(claims.issued_at, claims.generation):
-            raise TokenRevoked()
-        return subject.user, claims, revocation_key
+            subject = await self._token_subjects.find(_user_id(claims), revocation_key)
+        user = subject.user
+        ensure_admitted(
+            revoked=subject.token_revoked,
+            known=user is not None,
+            current=user is not None and user.accepts_token(claims.issued_at, claims.generation),
+        )
+        assert user is not None
+        return user
+
+    async def _verified(self, token: str | None) -> tuple[TokenClaims, str]:
+        if not token:
+            raise NotAuthenticated()
+        claims = await self._tokens.verify(token)
+        return claims, _revocation_key(token, claims)
 
     async def _decoy(self) -> str:
         if self._decoy_hash is None:

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
+from application.errors import TokenRevoked, UserNotFound
 from domain.tasks import Task, TaskPosition
 from domain.users import User
 
@@ -55,6 +56,33 @@ class IssuedToken:
     expires_in_seconds: int
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Whom a request speaks for, as its verified token says: known without reading the
+    database. Whether the token was logged out or cut off, and whether its user still exists,
+    is checked by the task repository in the very statement that does the work."""
+
+    user_id: UUID
+    token_key: str | None
+    """The token's revocation key; None when the caller holds no token (the command line
+    acting for a user it looked up)."""
+    issued_at: datetime
+    generation: int | None = None
+    """The token generation the token was issued in (todo-api's own tokens only)."""
+
+
+def ensure_admitted(*, revoked: bool, known: bool, current: bool) -> None:
+    """The verdict on a token, in the order its checks are reported: logged out (TokenRevoked),
+    then no such user (UserNotFound), then cut off by a logout-all or password change
+    (TokenRevoked); `current` is the user's User.accepts_token."""
+    if revoked:
+        raise TokenRevoked()
+    if not known:
+        raise UserNotFound()
+    if not current:
+        raise TokenRevoked()
+
+
 class UserRepository(Protocol):
     async def add(self, user: User) -> User:
         """Stores a new user. Raises EmailAlreadyRegistered when the email is taken, leaving an
@@ -87,9 +115,22 @@ class UserRepository(Protocol):
 
 
 class TaskRepository(Protocol):
-    async def add(self, task: Task) -> Task: ...
+    """Every method given a caller checks it in the same statement as its work, as
+    ensure_admitted reports it (TokenRevoked, UserNotFound): a refused caller learns nothing
+    of any task and writes nothing, and a logout, cut-off or deletion committed before the
+    statement counts.
+    Without a caller the call is trusted (a later call of an atomic block that began by
+    checking it)."""
 
-    async def get(self, task_id: UUID, *, for_update: bool = False) -> Task | None:
+    async def admit(self, caller: Caller) -> None:
+        """Only checks the caller: the first call of an atomic block."""
+        ...
+
+    async def add(self, task: Task, *, caller: Caller | None = None) -> Task: ...
+
+    async def get(
+        self, task_id: UUID, *, for_update: bool = False, caller: Caller | None = None
+    ) -> Task | None:
         """Any user's task: the use case applies the ownership rule. for_update, in an atomic
         block, keeps other writers of the task waiting until the block ends (read, then
         write)."""
@@ -103,6 +144,7 @@ class TaskRepository(Protocol):
         limit: int,
         offset: int = 0,
         after: TaskPosition | None = None,
+        caller: Caller | None = None,
     ) -> TaskPage:
         """The owner's tasks, newest first (created_at, then id, descending) so pages are stable;
         those after `after` when given (keyset paging, as cheap deep down as on top), then
@@ -111,7 +153,11 @@ class TaskRepository(Protocol):
         ...
 
     async def update(
-        self, task: Task, *, expected_versions: Collection[datetime] | None = None
+        self,
+        task: Task,
+        *,
+        expected_versions: Collection[datetime] | None = None,
+        caller: Caller | None = None,
     ) -> Task | None:
         """Stores the task's title, description and completed flag; returns the stored task,
         or None when it no longer exists or, with expected_versions, when its stored
@@ -119,7 +165,11 @@ class TaskRepository(Protocol):
         ...
 
     async def delete(
-        self, task_id: UUID, *, expected_versions: Collection[datetime] | None = None
+        self,
+        task_id: UUID,
+        *,
+        expected_versions: Collection[datetime] | None = None,
+        caller: Caller | None = None,
     ) -> bool:
         """False when there is no such task or, with expected_versions, when its updated_at is
         none of them."""

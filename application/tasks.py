@@ -1,4 +1,5 @@
-"""Use cases of a user's todo list. Every one of them applies the ownership rule."""
+"""Use cases of a user's todo list. Every one of them applies the ownership rule, to the caller
+that the task repository admits in the statement doing the work (one round trip)."""
 
 import hashlib
 import json
@@ -9,6 +10,7 @@ from uuid import UUID
 
 from application.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from application.ports import (
+    Caller,
     Clock,
     IdempotencyStore,
     IdGenerator,
@@ -69,18 +71,19 @@ class TaskService:
         self._clock = clock
         self._ids = ids
 
-    async def list(self, owner_id: UUID, query: TaskQuery) -> TaskPage:
+    async def list(self, caller: Caller, query: TaskQuery) -> TaskPage:
         return await self._tasks.list_for_owner(
-            owner_id,
+            caller.user_id,
             completed=query.completed,
             limit=query.limit,
             offset=query.offset,
             after=query.after,
+            caller=caller,
         )
 
     async def create(
         self,
-        owner_id: UUID,
+        caller: Caller,
         *,
         title: str,
         description: str | None = None,
@@ -91,6 +94,7 @@ class TaskService:
         the first one created and creates nothing; the key with another request is refused
         (IdempotencyKeyReused)."""
         now = self._clock.now()
+        owner_id = caller.user_id
         task = new_task(
             task_id=self._ids.new_id(),
             owner_id=owner_id,
@@ -100,13 +104,15 @@ class TaskService:
             now=now,
         )
         if idempotency_key is None:
-            return await self._tasks.add(task)
+            return await self._tasks.add(task, caller=caller)
         fingerprint = hashlib.sha256(
             json.dumps([title, description, completed]).encode()
         ).hexdigest()
         # One block: a concurrent retry waits for this one's outcome, and a creation that
         # fails leaves the key free for the next retry.
         async with self._transactions.atomic():
+            # Checked first: a refused caller neither claims the key nor sees what it holds.
+            await self._tasks.admit(caller)
             earlier = await self._idempotency.claim(
                 owner_id, idempotency_key, fingerprint, now, IDEMPOTENCY_WINDOW
             )
@@ -120,19 +126,19 @@ class TaskService:
             await self._idempotency.record(owner_id, idempotency_key, created)
             return created
 
-    async def get(self, owner_id: UUID, task_id: UUID) -> Task:
-        return await self._owned(owner_id, task_id)
+    async def get(self, caller: Caller, task_id: UUID) -> Task:
+        return await self._owned(caller, task_id)
 
-    async def _owned(self, owner_id: UUID, task_id: UUID, *, for_update: bool = False) -> Task:
-        task = await self._tasks.get(task_id, for_update=for_update)
+    async def _owned(self, caller: Caller, task_id: UUID, *, for_update: bool = False) -> Task:
+        task = await self._tasks.get(task_id, for_update=for_update, caller=caller)
         if task is None:
             raise TaskNotFound()
-        task.ensure_owned_by(owner_id)
+        task.ensure_owned_by(caller.user_id)
         return task
 
     async def update(
         self,
-        owner_id: UUID,
+        caller: Caller,
         task_id: UUID,
         changes: TaskChanges,
         *,
@@ -146,15 +152,18 @@ class TaskService:
         # lock and no transaction around the read. A concurrent writer in between (rare) sends
         # it down the locked path, where its changes apply to that writer's result instead of
         # undoing it.
-        task = await self._owned(owner_id, task_id)
+        task = await self._owned(caller, task_id)
         _ensure_expected(task, expected_versions)
+        # The write checks the caller again: a logout that came after the read counts.
         updated = await self._tasks.update(
-            apply_changes(task, changes, self._clock.now()), expected_versions=[task.updated_at]
+            apply_changes(task, changes, self._clock.now()),
+            expected_versions=[task.updated_at],
+            caller=caller,
         )
         if updated is not None:
             return updated
         async with self._transactions.atomic():
-            task = await self._owned(owner_id, task_id, for_update=True)
+            task = await self._owned(caller, task_id, for_update=True)
             _ensure_expected(task, expected_versions)
             updated = await self._tasks.update(apply_changes(task, changes, self._clock.now()))
             if updated is None:  # cannot happen while the row is locked; a fake has no locks
@@ -163,13 +172,15 @@ class TaskService:
 
     async def delete(
         self,
-        owner_id: UUID,
+        caller: Caller,
         task_id: UUID,
         *,
         expected_versions: Collection[datetime] | None = None,
     ) -> None:
-        await self.get(owner_id, task_id)
-        if not await self._tasks.delete(task_id, expected_versions=expected_versions):
+        await self.get(caller, task_id)
+        if not await self._tasks.delete(
+            task_id, expected_versions=expected_versions, caller=caller
+        ):
             raise await self._why_unchanged(task_id)
 
     async def _why_unchanged(self, task_id: UUID) -> Exception:

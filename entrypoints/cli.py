@@ -220,7 +220,8 @@ async def _list_tasks(services: Services, arguments: argparse.Namespace) -> None
     offset = 0
     while True:
         page = await services.tasks.list(
-            user.id, TaskQuery(completed=completed, limit=MAX_PAGE_SIZE, offset=offset)
+            services.accounts.acting_for(user),
+            TaskQuery(completed=completed, limit=MAX_PAGE_SIZE, offset=offset),
         )
         for task in page.tasks:
             mark = "x" if task.completed else " "
@@ -233,7 +234,7 @@ async def _list_tasks(services: Services, arguments: argparse.Namespace) -> None
 async def _add_task(services: Services, arguments: argparse.Namespace) -> None:
     user = await services.accounts.find_by_email(arguments.user)
     task = await services.tasks.create(
-        user.id, title=arguments.title, description=arguments.description
+        services.accounts.acting_for(user), title=arguments.title, description=arguments.description
     )
     print(f"added task {task.id} {task.title}")
 

@@ -10,7 +10,14 @@ from psycopg.rows import RowMaker
 from psycopg.types.json import Jsonb
 
 from adapters.postgres.pool import PostgresDatabase
-from application.ports import EarlierCreation, FailedLogins, TaskPage, TokenSubject
+from application.ports import (
+    Caller,
+    EarlierCreation,
+    FailedLogins,
+    TaskPage,
+    TokenSubject,
+    ensure_admitted,
+)
 from domain.errors import EmailAlreadyRegistered
 from domain.tasks import Task, TaskPosition
 from domain.users import User
@@ -57,17 +64,6 @@ def _task(values: Sequence[Any]) -> Task:
     return Task(
         task_id, owner_id, title, description, completed, _utc(created_at), _utc(updated_at)
     )
-
-
-def _task_row(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[Task]:
-    return _task
-
-
-def _task_row_with_total(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[tuple[Task, int | None]]:
-    def make(values: Sequence[Any]) -> tuple[Task, int | None]:
-        return _task(values[:7]), values[7]
-
-    return make
 
 
 class PostgresUserRepository:
@@ -162,43 +158,101 @@ class PostgresUserRepository:
             return cursor.rowcount == 1
 
 
+# The caller's verdict, read in the statement that does the work: whether the token was logged
+# out, whether its user exists, and User.accepts_token spelled in SQL (a token carrying its
+# generation must be of the user's current one; one without must be issued strictly after the
+# last cut-off). The contract suite holds it to the same answers as the in-memory fake.
+_CALLER = """caller AS (
+    SELECT EXISTS (SELECT FROM revoked_tokens WHERE token_key = %(caller_token)s) AS revoked,
+           users.id IS NOT NULL AS known,
+           coalesce(
+               CASE WHEN %(caller_generation)s::integer IS NULL
+                    THEN users.tokens_valid_after IS NULL
+                         OR %(caller_issued_at)s::timestamptz > users.tokens_valid_after
+                    ELSE users.token_generation = %(caller_generation)s::integer
+               END,
+               false
+           ) AS current
+    FROM (SELECT) AS one
+    LEFT JOIN users ON users.id = %(caller_id)s
+)"""
+# The work's own condition: for a refused caller it reads no task and writes nothing.
+_ADMITTED = " AND (SELECT NOT revoked AND known AND current FROM caller)"
+
+
+def _as_caller(work: str) -> str:
+    """The statement `work` (gated by _ADMITTED) with the caller's verdict in front of each of
+    its rows, and one row of verdict alone when the work has none."""
+    return f"""WITH {_CALLER}, work AS ({work})
+               SELECT caller.revoked, caller.known, caller.current, work.*
+               FROM caller LEFT JOIN work ON true"""
+
+
+def _caller_params(caller: Caller) -> dict[str, Any]:
+    return {
+        "caller_id": caller.user_id,
+        "caller_token": caller.token_key,
+        "caller_issued_at": caller.issued_at,
+        "caller_generation": caller.generation,
+    }
+
+
+def _admitted(row: Sequence[Any] | None) -> Sequence[Any]:
+    """The row's work, once its verdict admits the caller."""
+    assert row is not None  # the caller CTE has exactly one row
+    revoked, known, current, *work = row
+    ensure_admitted(revoked=revoked, known=known, current=current)
+    return work
+
+
+def _gate(caller: Caller | None) -> str:
+    return "" if caller is None else _ADMITTED
+
+
 class PostgresTaskRepository:
     def __init__(self, database: PostgresDatabase) -> None:
         self._database = database
 
-    async def add(self, task: Task) -> Task:
-        async with (
-            self._database.connection() as connection,
-            connection.cursor(row_factory=_task_row) as cursor,
-        ):
-            await cursor.execute(
-                f"""INSERT INTO tasks
-                        (id, user_id, title, description, completed, created_at, updated_at)
-                    VALUES (%(id)s, %(owner_id)s, %(title)s, %(description)s, %(completed)s,
-                            %(created_at)s, %(updated_at)s)
-                    RETURNING {_TASK_COLUMNS}""",
-                {
-                    "id": task.id,
-                    "owner_id": task.owner_id,
-                    "title": task.title,
-                    "description": task.description,
-                    "completed": task.completed,
-                    "created_at": task.created_at,
-                    "updated_at": task.updated_at,
-                },
+    async def admit(self, caller: Caller) -> None:
+        async with self._database.connection() as connection:
+            cursor = await connection.execute(
+                f"WITH {_CALLER} SELECT revoked, known, current FROM caller",
+                _caller_params(caller),
             )
-            return await _one(cursor)
+            _admitted(await cursor.fetchone())
 
-    async def get(self, task_id: UUID, *, for_update: bool = False) -> Task | None:
+    async def add(self, task: Task, *, caller: Caller | None = None) -> Task:
+        row = await self._row(
+            f"""INSERT INTO tasks
+                    (id, user_id, title, description, completed, created_at, updated_at)
+                SELECT %(id)s, %(owner_id)s, %(title)s, %(description)s, %(completed)s,
+                       %(created_at)s, %(updated_at)s
+                WHERE true{_gate(caller)}
+                RETURNING {_TASK_COLUMNS}""",
+            {
+                "id": task.id,
+                "owner_id": task.owner_id,
+                "title": task.title,
+                "description": task.description,
+                "completed": task.completed,
+                "created_at": task.created_at,
+                "updated_at": task.updated_at,
+            },
+            caller,
+        )
+        assert row is not None
+        return _task(row)
+
+    async def get(
+        self, task_id: UUID, *, for_update: bool = False, caller: Caller | None = None
+    ) -> Task | None:
         lock = " FOR UPDATE" if for_update else ""
-        async with (
-            self._database.connection() as connection,
-            connection.cursor(row_factory=_task_row) as cursor,
-        ):
-            await cursor.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = %(id)s{lock}", {"id": task_id}
-            )
-            return await cursor.fetchone()
+        row = await self._row(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = %(id)s{_gate(caller)}{lock}",
+            {"id": task_id},
+            caller,
+        )
+        return None if row is None else _task(row)
 
     async def list_for_owner(
         self,
@@ -208,6 +262,7 @@ class PostgresTaskRepository:
         limit: int,
         offset: int = 0,
         after: TaskPosition | None = None,
+        caller: Caller | None = None,
     ) -> TaskPage:
         # Each filter is spelled out rather than "%(completed)s IS NULL OR ...", which would
         # hide it from the planner: the page reads the (user_id, [completed,] created_at, id)
@@ -225,66 +280,102 @@ class PostgresTaskRepository:
             "limit": limit + 1,  # one more tells whether a next page exists
             "offset": offset,
         }
-        # The total rides along with the page (a subquery run once, one round trip); only an
-        # empty page needs a second query for it.
         total = _COUNT_OF[completed]
+        order = "ORDER BY created_at DESC, id DESC"
+        if caller is not None:
+            # The total rides along with the verdict, so an empty page needs no second query;
+            # the join promises no order of its own, so the page's is said again.
+            page = f"""SELECT {_TASK_COLUMNS} FROM tasks WHERE {where}{_ADMITTED}
+                       {order} LIMIT %(limit)s OFFSET %(offset)s"""
+            statement = f"""WITH {_CALLER}, page AS ({page})
+                            SELECT caller.revoked, caller.known, caller.current, ({total}),
+                                   page.*
+                            FROM caller LEFT JOIN page ON true
+                            ORDER BY page.created_at DESC, page.id DESC"""
+            params |= _caller_params(caller)
+        else:
+            # The total rides along with the page (a subquery run once, one round trip); only
+            # an empty page needs a second query for it.
+            statement = f"""SELECT ({total}), {_TASK_COLUMNS} FROM tasks WHERE {where}
+                            {order} LIMIT %(limit)s OFFSET %(offset)s"""
         async with (
             self._database.connection() as connection,
             # Binary rows: uuids and timestamps load from bytes, not parsed from text.
-            connection.cursor(row_factory=_task_row_with_total, binary=True) as cursor,
+            connection.cursor(binary=True) as cursor,
         ):
-            await cursor.execute(
-                f"""SELECT {_TASK_COLUMNS}, ({total}) FROM tasks WHERE {where}
-                    ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s""",
-                params,
-            )
+            await cursor.execute(statement, params)
             rows = await cursor.fetchall()
-            if rows:
-                counted = rows[0][1]
+            if caller is not None:
+                counted, *first = _admitted(rows[0])
+                # A first row without a task is the verdict alone: an empty page.
+                tasks = [] if first[0] is None else [_task(row[4:]) for row in rows]
+            elif rows:
+                counted, tasks = rows[0][0], [_task(row[1:]) for row in rows]
             else:
                 found = await (await connection.execute(total, params)).fetchone()
-                counted = found[0] if found else None
+                counted, tasks = (found[0] if found else None), []
         return TaskPage(
-            tasks=[task for task, _ in rows[:limit]],
+            tasks=tasks[:limit],
             total=counted or 0,  # no row yet: the owner never had a task
-            has_more=len(rows) > limit,
+            has_more=len(tasks) > limit,
         )
 
     async def update(
-        self, task: Task, *, expected_versions: Collection[datetime] | None = None
+        self,
+        task: Task,
+        *,
+        expected_versions: Collection[datetime] | None = None,
+        caller: Caller | None = None,
     ) -> Task | None:
         # updated_at is not sent: the trigger moves it forward, strictly, on every update.
         # The version check sits in the WHERE clause: a concurrent writer holds the row lock,
         # and the check is made again on the row it leaves behind.
-        async with (
-            self._database.connection() as connection,
-            connection.cursor(row_factory=_task_row) as cursor,
-        ):
-            await cursor.execute(
-                f"""UPDATE tasks
-                    SET title = %(title)s, description = %(description)s,
-                        completed = %(completed)s
-                    WHERE id = %(id)s{_version_check(expected_versions)}
-                    RETURNING {_TASK_COLUMNS}""",
-                {
-                    "id": task.id,
-                    "title": task.title,
-                    "description": task.description,
-                    "completed": task.completed,
-                    "versions": list(expected_versions or ()),
-                },
-            )
-            return await cursor.fetchone()
+        row = await self._row(
+            f"""UPDATE tasks
+                SET title = %(title)s, description = %(description)s,
+                    completed = %(completed)s
+                WHERE id = %(id)s{_version_check(expected_versions)}{_gate(caller)}
+                RETURNING {_TASK_COLUMNS}""",
+            {
+                "id": task.id,
+                "title": task.title,
+                "description": task.description,
+                "completed": task.completed,
+                "versions": list(expected_versions or ()),
+            },
+            caller,
+        )
+        return None if row is None else _task(row)
 
     async def delete(
-        self, task_id: UUID, *, expected_versions: Collection[datetime] | None = None
+        self,
+        task_id: UUID,
+        *,
+        expected_versions: Collection[datetime] | None = None,
+        caller: Caller | None = None,
     ) -> bool:
+        row = await self._row(
+            f"""DELETE FROM tasks
+                WHERE id = %(id)s{_version_check(expected_versions)}{_gate(caller)}
+                RETURNING true""",
+            {"id": task_id, "versions": list(expected_versions or ())},
+            caller,
+        )
+        return row is not None
+
+    async def _row(
+        self, statement: str, params: dict[str, Any], caller: Caller | None
+    ) -> Sequence[Any] | None:
+        """The one row of the statement, if any. With a caller, the statement (gated by
+        _gate(caller)) runs behind the caller's verdict, which raises when it refuses."""
+        if caller is not None:
+            statement, params = _as_caller(statement), params | _caller_params(caller)
         async with self._database.connection() as connection:
-            cursor = await connection.execute(
-                f"DELETE FROM tasks WHERE id = %(id)s{_version_check(expected_versions)}",
-                {"id": task_id, "versions": list(expected_versions or ())},
-            )
-            return cursor.rowcount == 1
+            row = await (await connection.execute(statement, params)).fetchone()
+        if caller is None:
+            return row
+        work = _admitted(row)
+        return None if work[0] is None else work
 
 
 class PostgresRevocationStore:

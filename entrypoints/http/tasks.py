@@ -11,10 +11,10 @@ from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, Parameter
 
+from application.ports import Caller
 from application.tasks import DEFAULT_PAGE_SIZE, MAX_OFFSET, MAX_PAGE_SIZE, TaskQuery, TaskService
 from domain.errors import ValidationFailed
 from domain.tasks import Task, TaskChanges
-from domain.users import User
 from entrypoints.http.dependencies import TASKS
 from entrypoints.http.errors import StrictJsonDTO, responses
 from entrypoints.http.etags import etag_of, matches_none, versions_in
@@ -78,7 +78,7 @@ class TaskController(Controller):
     @get("/", responses=responses(401, 409, 422, 503))
     async def list_tasks(
         self,
-        current_user: NamedDependency[User],
+        caller: NamedDependency[Caller],
         tasks: NamedDependency[TaskService],
         limit: Annotated[
             int, Parameter(ge=1, le=MAX_PAGE_SIZE, description="Page size.")
@@ -109,7 +109,7 @@ class TaskController(Controller):
             offset=offset,
             after=None if cursor is None else decode_cursor(cursor),
         )
-        page = await tasks.list(current_user.id, query)
+        page = await tasks.list(caller, query)
         next_position = page.next_position
         return TaskListResponse(
             tasks=[TaskResponse.of(task) for task in page.tasks],
@@ -129,7 +129,7 @@ class TaskController(Controller):
     async def create_task(
         self,
         data: JSONBody[NewTask],
-        current_user: NamedDependency[User],
+        caller: NamedDependency[Caller],
         tasks: NamedDependency[TaskService],
         idempotency_key: Annotated[
             str | None,
@@ -153,7 +153,7 @@ class TaskController(Controller):
                 "Idempotency-Key", "Must be 1 to 255 printable ASCII characters"
             )
         task = await tasks.create(
-            current_user.id,
+            caller,
             title=data.title,
             description=data.description,
             completed=data.completed,
@@ -171,12 +171,12 @@ class TaskController(Controller):
     async def get_task(
         self,
         task_id: TaskId,
-        current_user: NamedDependency[User],
+        caller: NamedDependency[Caller],
         tasks: NamedDependency[TaskService],
         if_none_match: IfNoneMatch = None,
     ) -> Response[TaskResponse]:
         """With `If-None-Match` naming the current ETag: 304 and no body."""
-        task = await tasks.get(current_user.id, _task_id(task_id))
+        task = await tasks.get(caller, _task_id(task_id))
         if if_none_match is not None and matches_none(if_none_match, task):
             # A 304 has no body; the annotation documents the 200.
             return Response(None, status_code=304, headers={"ETag": etag_of(task)})  # type: ignore[arg-type]
@@ -193,12 +193,12 @@ class TaskController(Controller):
         self,
         task_id: TaskId,
         data: JSONBody[TaskChangesRequest],
-        current_user: NamedDependency[User],
+        caller: NamedDependency[Caller],
         tasks: NamedDependency[TaskService],
         if_match: IfMatch = None,
     ) -> Response[TaskResponse]:
         """A partial update, exactly as PATCH: absent fields are unchanged."""
-        return await _update(task_id, data, current_user, tasks, if_match)
+        return await _update(task_id, data, caller, tasks, if_match)
 
     @patch(
         "/{task_id:str}",
@@ -211,23 +211,23 @@ class TaskController(Controller):
         self,
         task_id: TaskId,
         data: JSONBody[TaskChangesRequest],
-        current_user: NamedDependency[User],
+        caller: NamedDependency[Caller],
         tasks: NamedDependency[TaskService],
         if_match: IfMatch = None,
     ) -> Response[TaskResponse]:
         """Absent fields are unchanged; `"description": null` clears the description."""
-        return await _update(task_id, data, current_user, tasks, if_match)
+        return await _update(task_id, data, caller, tasks, if_match)
 
     @delete("/{task_id:str}", responses=responses(401, 403, 404, 409, 412, 422, 503))
     async def delete_task(
         self,
         task_id: TaskId,
-        current_user: NamedDependency[User],
+        caller: NamedDependency[Caller],
         tasks: NamedDependency[TaskService],
         if_match: IfMatch = None,
     ) -> None:
         await tasks.delete(
-            current_user.id,
+            caller,
             _task_id(task_id),
             expected_versions=None if if_match is None else versions_in(if_match),
         )
@@ -240,7 +240,7 @@ def _task_response(task: Task, status_code: int = 200) -> Response[TaskResponse]
 async def _update(
     raw_task_id: str,
     data: TaskChangesRequest,
-    current_user: User,
+    caller: Caller,
     tasks: TaskService,
     if_match: str | None,
 ) -> Response[TaskResponse]:
@@ -252,7 +252,7 @@ async def _update(
         }
     )
     task = await tasks.update(
-        current_user.id,
+        caller,
         _task_id(raw_task_id),
         changes,
         expected_versions=None if if_match is None else versions_in(if_match),

@@ -1,6 +1,7 @@
 """The task endpoints: create, list, read, update, delete, and the ownership rule."""
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,8 +11,10 @@ from tests.http.support import (
     Client,
     assert_problem,
     assert_task,
+    bearer,
     create_task,
     error_fields,
+    log_in,
     parse_timestamp,
 )
 
@@ -594,3 +597,91 @@ def test_delete_answers_204_with_an_empty_body(client: Client, alice: Account) -
         client.patch(path, json={"title": "x"}, headers=alice.headers), 404, "Task not found"
     )
     assert client.get("/api/tasks", headers=alice.headers).json()["tasks"] == [kept]
+
+
+# --- a refused token, on every task route -----------------------------------------------------
+
+TASK_ROUTES = [
+    ("GET", "/api/tasks", None, {}),
+    ("POST", "/api/tasks", {"title": "Written by a refused token"}, {}),
+    ("POST", "/api/tasks", {"title": "Written by a refused token"}, {"Idempotency-Key": "k-1"}),
+    ("GET", "/api/tasks/{id}", None, {}),
+    ("PUT", "/api/tasks/{id}", {"title": "Changed by a refused token"}, {}),
+    ("PATCH", "/api/tasks/{id}", {"completed": True}, {}),
+    ("DELETE", "/api/tasks/{id}", None, {}),
+]
+NEW_PASSWORD = "a different horse battery staple"
+
+
+def logged_out(client: Client, account: Account) -> str:
+    assert client.post("/api/auth/logout", headers=account.headers).status_code == 200
+    return log_in(client, account.email)
+
+
+def logged_out_everywhere(client: Client, account: Account) -> str:
+    assert client.post("/api/auth/logout-all", headers=account.headers).status_code == 200
+    return log_in(client, account.email)
+
+
+def password_changed(client: Client, account: Account) -> str:
+    response = client.post(
+        "/api/auth/password",
+        json={"current_password": account.password, "new_password": NEW_PASSWORD},
+        headers=account.headers,
+    )
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+@pytest.mark.parametrize(("method", "path", "body", "headers"), TASK_ROUTES)
+@pytest.mark.parametrize("refusal", [logged_out, logged_out_everywhere, password_changed])
+def test_a_revoked_token_is_refused_on_every_task_route_and_changes_nothing(
+    client: Client,
+    alice: Account,
+    refusal: Callable[[Client, Account], str],
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    headers: dict[str, str],
+) -> None:
+    task = create_task(client, alice, title="Stored", description="as it was")
+    fresh = bearer(refusal(client, alice))
+    before = client.get("/api/tasks", headers=fresh).json()
+
+    response = client.request(
+        method, path.format(id=task["id"]), json=body, headers=alice.headers | headers
+    )
+
+    assert_problem(response, 401, "Token revoked")
+    assert client.get("/api/tasks", headers=fresh).json() == before
+    # The key was not claimed either: a valid token may use it for another task.
+    again = client.post(
+        "/api/tasks", json={"title": "Mine"}, headers=fresh | {"Idempotency-Key": "k-1"}
+    )
+    assert again.status_code == 201
+
+
+@pytest.mark.parametrize(("method", "path", "body", "headers"), TASK_ROUTES)
+def test_the_token_of_a_deleted_account_is_refused_on_every_task_route(
+    client: Client,
+    alice: Account,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    headers: dict[str, str],
+) -> None:
+    task = create_task(client, alice)
+    deleted = client.request(
+        "DELETE", "/api/auth/me", json={"password": alice.password}, headers=alice.headers
+    )
+    assert deleted.status_code == 204
+
+    response = client.request(
+        method, path.format(id=task["id"]), json=body, headers=alice.headers | headers
+    )
+
+    assert_problem(response, 401, "User not found")
+    # Nothing was written under the deleted account's id.
+    again = Account(client, alice.email)
+    assert client.get("/api/tasks", headers=again.headers).json()["total"] == 0

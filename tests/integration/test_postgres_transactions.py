@@ -24,7 +24,7 @@ from adapters.postgres.repositories import (
 )
 from adapters.system import RandomIds, SystemClock
 from application.errors import ServerBusy
-from application.ports import EarlierCreation
+from application.ports import Caller, EarlierCreation
 from application.tasks import TaskService
 from domain.errors import EmailAlreadyRegistered
 from domain.tasks import Task, TaskChanges, new_task
@@ -586,20 +586,21 @@ async def test_concurrent_partial_updates_of_one_task_lose_no_field_and_only_rac
             ids=RandomIds(),
         )
         owner = await PostgresUserRepository(database).add(a_user())
-        task = await service.create(owner.id, title="first")
+        as_owner = Caller(owner.id, None, T0, owner.token_generation)
+        task = await service.create(as_owner, title="first")
 
         for n in range(5):  # one at a time: never a race, never a lock
-            await service.update(owner.id, task.id, TaskChanges(title=f"alone {n}"))
+            await service.update(as_owner, task.id, TaskChanges(title=f"alone {n}"))
         assert transactions.blocks == 0
 
         rounds, lost = 40, 0
         for n in range(rounds):
             await asyncio.gather(
-                service.update(owner.id, task.id, TaskChanges(title=f"title {n}")),
-                service.update(owner.id, task.id, TaskChanges(description=f"description {n}")),
-                service.update(owner.id, task.id, TaskChanges(completed=n % 2 == 0)),
+                service.update(as_owner, task.id, TaskChanges(title=f"title {n}")),
+                service.update(as_owner, task.id, TaskChanges(description=f"description {n}")),
+                service.update(as_owner, task.id, TaskChanges(completed=n % 2 == 0)),
             )
-            final = await service.get(owner.id, task.id)
+            final = await service.get(as_owner, task.id)
             lost += (final.title, final.description, final.completed) != (
                 f"title {n}",
                 f"description {n}",

@@ -7,7 +7,7 @@ cannot drift from the real thing.
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -35,7 +35,9 @@ from adapters.postgres.repositories import (
     PostgresTokenSubjects,
     PostgresUserRepository,
 )
+from application.errors import TokenRevoked, UserNotFound
 from application.ports import (
+    Caller,
     EarlierCreation,
     FailedLogins,
     IdempotencyStore,
@@ -72,9 +74,9 @@ class Repositories:
 @pytest.fixture(params=["memory", "postgres"])
 async def repos(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
     if request.param == "memory":
-        tasks = InMemoryTaskRepository()
-        users = InMemoryUserRepository(tasks=tasks)
+        users = InMemoryUserRepository()
         revocations = InMemoryRevocationStore(clock=FixedClock(datetime.now(UTC)))
+        tasks = InMemoryTaskRepository(users, revocations)
         logins = InMemoryLoginAttemptStore()
         idempotency = InMemoryIdempotencyStore()
         identities = InMemoryLinkedIdentities(users, revocations)
@@ -836,6 +838,264 @@ async def test_has_more_is_false_on_a_page_that_ends_exactly_at_the_last_task(
     )
     assert (len(short_after.tasks), short_after.has_more) == (9, True)
     assert short_after.next_position == order[10].position
+
+
+# --- callers admitted in the statement that does the work --------------------------------------
+
+ISSUED = T0 + timedelta(hours=1)
+
+
+def caller_of(
+    user: User,
+    *,
+    key: str | None = "live",
+    issued_at: datetime = ISSUED,
+    generation: int | None = 0,
+) -> Caller:
+    return Caller(user.id, key, issued_at, generation)
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    owner: User
+    task: Task
+    """The owner's one stored task."""
+
+
+async def scene(repos: Repositories) -> Scene:
+    owner = await repos.users.add(a_user())
+    return Scene(owner, await repos.tasks.add(a_task(owner, "Stored", description="as it was")))
+
+
+# Each task operation, as the caller: what it returns when admitted.
+async def admit(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    await repos.tasks.admit(caller)
+    return None
+
+
+async def add(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    return await repos.tasks.add(a_task(scene.owner, "Added by the caller"), caller=caller)
+
+
+async def get(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    return await repos.tasks.get(scene.task.id, caller=caller)
+
+
+async def get_for_update(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    async with repos.transactions.atomic():
+        return await repos.tasks.get(scene.task.id, for_update=True, caller=caller)
+
+
+async def list_for_owner(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    page = await repos.tasks.list_for_owner(caller.user_id, completed=None, limit=5, caller=caller)
+    return list(page.tasks), page.total
+
+
+async def list_an_empty_page(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    page = await repos.tasks.list_for_owner(caller.user_id, completed=True, limit=5, caller=caller)
+    return list(page.tasks), page.total
+
+
+async def update(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    changed = apply_changes(scene.task, TaskChanges(title="Changed"), datetime.now(UTC))
+    return (await repos.tasks.update(changed, caller=caller)) is not None
+
+
+async def update_if_unchanged(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    changed = apply_changes(scene.task, TaskChanges(completed=True), datetime.now(UTC))
+    updated = await repos.tasks.update(
+        changed, expected_versions=[scene.task.updated_at], caller=caller
+    )
+    return updated is not None
+
+
+async def delete(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    return await repos.tasks.delete(scene.task.id, caller=caller)
+
+
+async def delete_if_unchanged(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    return await repos.tasks.delete(
+        scene.task.id, expected_versions=[scene.task.updated_at], caller=caller
+    )
+
+
+OPERATIONS = [
+    admit,
+    add,
+    get,
+    get_for_update,
+    list_for_owner,
+    list_an_empty_page,
+    update,
+    update_if_unchanged,
+    delete,
+    delete_if_unchanged,
+]
+Operation = Callable[[Repositories, Scene, Caller], Awaitable[object]]
+
+
+async def logged_out(repos: Repositories, scene: Scene) -> Caller:
+    await repos.revocations.revoke("live", datetime.now(UTC) + timedelta(hours=1))
+    return caller_of(scene.owner)
+
+
+async def cut_off(repos: Repositories, scene: Scene) -> Caller:
+    await repos.users.cut_off_tokens(scene.owner.id, ISSUED - timedelta(minutes=1))
+    return caller_of(scene.owner)  # generation 0: one cut-off ago
+
+
+async def cut_off_in_its_second(repos: Repositories, scene: Scene) -> Caller:
+    # A token without a generation, issued (in whole seconds) in the second of the cut-off.
+    await repos.users.cut_off_tokens(scene.owner.id, ISSUED + timedelta(microseconds=500_000))
+    return caller_of(scene.owner, generation=None)
+
+
+async def cut_off_at_its_issue(repos: Repositories, scene: Scene) -> Caller:
+    await repos.users.cut_off_tokens(scene.owner.id, ISSUED)
+    return caller_of(scene.owner, generation=None)
+
+
+async def deleted(repos: Repositories, scene: Scene) -> Caller:
+    await repos.users.delete(scene.owner.id)
+    return caller_of(scene.owner)
+
+
+async def never_existed(repos: Repositories, scene: Scene) -> Caller:
+    return caller_of(a_user("nobody@example.com"))
+
+
+async def logged_out_and_deleted(repos: Repositories, scene: Scene) -> Caller:
+    await logged_out(repos, scene)
+    return await deleted(repos, scene)
+
+
+Refusal = Callable[[Repositories, Scene], Awaitable[Caller]]
+REFUSALS: list[tuple[Refusal, type[Exception]]] = [
+    (logged_out, TokenRevoked),
+    (cut_off, TokenRevoked),
+    (cut_off_in_its_second, TokenRevoked),
+    (cut_off_at_its_issue, TokenRevoked),
+    (deleted, UserNotFound),
+    (never_existed, UserNotFound),
+    (logged_out_and_deleted, TokenRevoked),  # the revocation is reported first
+]
+
+
+async def stored_state(repos: Repositories, scene: Scene) -> object:
+    page = await repos.tasks.list_for_owner(scene.owner.id, completed=None, limit=10)
+    return list(page.tasks), page.total, await repos.tasks.get(scene.task.id)
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.__name__)
+@pytest.mark.parametrize(("refusal", "error"), REFUSALS, ids=lambda r: getattr(r, "__name__", ""))
+async def test_a_refused_caller_is_told_why_and_reads_and_writes_nothing(
+    repos: Repositories, operation: Operation, refusal: Refusal, error: type[Exception]
+) -> None:
+    the_scene = await scene(repos)
+    caller = await refusal(repos, the_scene)
+    before = await stored_state(repos, the_scene)
+
+    with pytest.raises(error):
+        await operation(repos, the_scene, caller)
+
+    assert await stored_state(repos, the_scene) == before
+
+
+async def current_generation(repos: Repositories, scene: Scene) -> Caller:
+    return caller_of(scene.owner)
+
+
+async def after_a_cut_off(repos: Repositories, scene: Scene) -> Caller:
+    cut = await repos.users.cut_off_tokens(scene.owner.id, ISSUED)
+    assert cut is not None
+    return caller_of(scene.owner, generation=cut.token_generation)
+
+
+async def issued_after_a_cut_off(repos: Repositories, scene: Scene) -> Caller:
+    await repos.users.cut_off_tokens(scene.owner.id, ISSUED - timedelta(microseconds=1))
+    return caller_of(scene.owner, generation=None)
+
+
+async def another_token_logged_out(repos: Repositories, scene: Scene) -> Caller:
+    await repos.revocations.revoke("other", datetime.now(UTC) + timedelta(hours=1))
+    return caller_of(scene.owner)
+
+
+async def without_a_token(repos: Repositories, scene: Scene) -> Caller:
+    return caller_of(scene.owner, key=None)
+
+
+ADMISSIONS = [
+    current_generation,
+    after_a_cut_off,
+    issued_after_a_cut_off,
+    another_token_logged_out,
+    without_a_token,
+]
+
+
+def expected_of(operation: Operation, scene: Scene) -> object:
+    if operation is admit:
+        return None
+    if operation in (get, get_for_update):
+        return scene.task
+    if operation is list_for_owner:
+        return [scene.task], 1
+    if operation is list_an_empty_page:
+        return [], 0
+    return True  # updated, deleted
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.__name__)
+@pytest.mark.parametrize("admission", ADMISSIONS, ids=lambda a: a.__name__)
+async def test_an_admitted_caller_gets_the_work_done(
+    repos: Repositories, operation: Operation, admission: Refusal
+) -> None:
+    the_scene = await scene(repos)
+    caller = await admission(repos, the_scene)
+
+    result = await operation(repos, the_scene, caller)
+
+    if operation is add:
+        assert isinstance(result, Task)
+        assert await repos.tasks.get(result.id) == result
+        return
+    assert result == expected_of(operation, the_scene)
+    if operation in (delete, delete_if_unchanged):
+        assert await repos.tasks.get(the_scene.task.id) is None
+
+
+async def test_a_callers_page_is_the_page_and_total_of_an_unchecked_list(
+    repos: Repositories,
+) -> None:
+    owner = await repos.users.add(a_user())
+    other = await repos.users.add(a_user("other@example.com"))
+    await add_in_random_order(
+        repos,
+        [
+            a_task(owner, f"t{n}", completed=n % 3 == 0, at=T0 + timedelta(seconds=n % 4))
+            for n in range(9)
+        ]
+        + [a_task(other, "not mine")],
+    )
+    caller = caller_of(owner)
+
+    for completed in (None, True, False):
+        for limit, offset in ((2, 0), (4, 3), (20, 0), (3, 8)):
+            plain = await repos.tasks.list_for_owner(
+                owner.id, completed=completed, limit=limit, offset=offset
+            )
+            checked = await repos.tasks.list_for_owner(
+                owner.id, completed=completed, limit=limit, offset=offset, caller=caller
+            )
+            assert checked == plain
+            after = plain.next_position
+            if after is not None:
+                assert await repos.tasks.list_for_owner(
+                    owner.id, completed=completed, limit=limit, after=after, caller=caller
+                ) == await repos.tasks.list_for_owner(
+                    owner.id, completed=completed, limit=limit, after=after
+                )
 
 
 # --- revoked tokens and the users tokens name ---------------------------------------------------

@@ -15,7 +15,6 @@ from adapters.memory import (
     InMemoryLinkedIdentities,
     InMemoryLoginAttemptStore,
     InMemoryRevocationStore,
-    InMemoryTaskRepository,
     InMemoryTokenSubjects,
     InMemoryTransactions,
     InMemoryUserRepository,
@@ -62,8 +61,7 @@ def token(**claims: object) -> str:
 def world() -> World:
     # Token times are checked against the real time; the fixed clock starts there.
     clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
-    tasks = InMemoryTaskRepository()
-    users = InMemoryUserRepository(tasks=tasks)
+    users = InMemoryUserRepository()
     revocations = InMemoryRevocationStore(clock)
     identities = InMemoryLinkedIdentities(users, revocations)
     emails = EmailValidatorPolicy()

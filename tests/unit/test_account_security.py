@@ -97,12 +97,12 @@ class World:
 def build(policy: ThrottlePolicy | None = None) -> World:
     # PyJWT checks iat and exp against the real time, so the fixed clock starts at the real now.
     clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
-    task_repository = InMemoryTaskRepository()
-    users = FlakyUsers(tasks=task_repository)
+    users = FlakyUsers()
     attempts = InMemoryLoginAttemptStore()
     hasher = CountingHasher()
     ids = RandomIds()
     revocations = InMemoryRevocationStore(clock)
+    task_repository = InMemoryTaskRepository(users, revocations)
     accounts = AccountService(
         users=users,
         hasher=hasher,
@@ -634,7 +634,7 @@ async def test_log_out_everywhere_of_a_deleted_user_finds_no_user(world: World) 
 
 async def test_delete_account_with_a_wrong_password_deletes_nothing(world: World) -> None:
     user, session = await signed_in(world)
-    task = await world.tasks.create(user.id, title="keep me")
+    task = await world.tasks.create(world.accounts.acting_for(user), title="keep me")
     with pytest.raises(WrongPassword):
         await world.accounts.delete_account(user, "not the password")
     assert await world.accounts.find_by_email(EMAIL) == user
@@ -646,8 +646,11 @@ async def test_delete_account_with_a_wrong_password_deletes_nothing(world: World
 async def test_delete_account_deletes_the_user_and_their_tasks(world: World) -> None:
     user, session = await signed_in(world)
     bob = await world.accounts.register("bob@example.com", PASSWORD)
-    tasks = [await world.tasks.create(user.id, title=f"task {i}") for i in range(3)]
-    bobs = await world.tasks.create(bob.id, title="bob's")
+    tasks = [
+        await world.tasks.create(world.accounts.acting_for(user), title=f"task {i}")
+        for i in range(3)
+    ]
+    bobs = await world.tasks.create(world.accounts.acting_for(bob), title="bob's")
 
     await world.accounts.delete_account(user, PASSWORD)
 
@@ -655,8 +658,8 @@ async def test_delete_account_deletes_the_user_and_their_tasks(world: World) -> 
         await world.accounts.find_by_email(EMAIL)
     for task in tasks:
         assert await world.task_repository.get(task.id) is None
-    assert (await world.tasks.list(user.id, TaskQuery())).total == 0
-    assert (await world.tasks.list(bob.id, TaskQuery())).tasks == [bobs]
+    assert (await world.task_repository.list_for_owner(user.id, completed=None, limit=9)).total == 0
+    assert (await world.tasks.list(world.accounts.acting_for(bob), TaskQuery())).tasks == [bobs]
     with pytest.raises(UserNotFound):
         await world.accounts.authenticate(session.token.token)
     with pytest.raises(InvalidCredentials):

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
@@ -33,10 +34,12 @@ from application.errors import (
     TokenRevoked,
     UserNotFound,
 )
-from application.ports import PasswordHasher
+from application.ports import Caller, PasswordHasher
 from application.tasks import TaskQuery, TaskService
 from application.throttling import LoginThrottle, ThrottlePolicy
 from domain.errors import EmailAlreadyRegistered, ValidationFailed, WeakPassword
+from domain.tasks import TaskChanges
+from domain.users import User
 
 SECRET = "s" * 20 + "e" * 20  # 40 characters, as BETTER_AUTH_SECRET must be at least 32
 PASSWORD = "correct horse battery"
@@ -84,12 +87,12 @@ def now_to_the_second() -> datetime:
 
 def build(hasher: PasswordHasher | None = None) -> World:
     clock = FixedClock(now_to_the_second())
-    task_repository = InMemoryTaskRepository()
     tokens = JwtTokenService(SECRET)
     hasher = hasher or PlainTextHasher()
     ids = RandomIds()
-    users = InMemoryUserRepository(tasks=task_repository)
+    users = InMemoryUserRepository()
     revocations = InMemoryRevocationStore(clock)
+    task_repository = InMemoryTaskRepository(users, revocations)
     accounts = AccountService(
         users=users,
         hasher=hasher,
@@ -384,6 +387,116 @@ async def test_log_out_of_garbage_is_an_invalid_token(world: World) -> None:
         await world.accounts.log_out("garbage")
 
 
+# --- the caller of a task request --------------------------------------------------------------
+
+
+async def test_the_caller_of_a_token_is_what_the_token_says(world: World) -> None:
+    user = await world.accounts.register("alice@example.com", PASSWORD)
+    session = await world.accounts.log_in("alice@example.com", PASSWORD)
+    claims = jwt.decode(session.token.token, SECRET, algorithms=["HS256"])
+
+    caller = await world.accounts.caller(session.token.token)
+
+    assert caller == Caller(
+        user.id, claims["jti"], datetime.fromtimestamp(claims["iat"], UTC), user.token_generation
+    )
+    page = await world.tasks.list(caller, TaskQuery())
+    assert (list(page.tasks), page.total) == ([], 0)
+
+
+async def test_the_caller_of_a_token_minted_elsewhere_has_no_generation(world: World) -> None:
+    user = await world.accounts.register("alice@example.com", PASSWORD)
+    issued = now_to_the_second()
+    token = foreign_token(str(user.id), iat=issued)
+
+    caller = await world.accounts.caller(token)
+
+    assert (caller.user_id, caller.issued_at, caller.generation) == (user.id, issued, None)
+    assert caller.token_key is not None and caller.token_key.startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    ("token", "error"),
+    [
+        (None, NotAuthenticated),
+        ("", NotAuthenticated),
+        ("garbage", InvalidToken),
+        (foreign_token("alice@example.com"), InvalidToken),  # a subject that is not a user id
+    ],
+)
+async def test_a_caller_needs_a_genuine_token_naming_a_user_id(
+    world: World, token: str | None, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        await world.accounts.caller(token)
+
+
+async def refused_by_logout(world: World, user: User, token: str) -> type[Exception]:
+    await world.accounts.log_out(token)
+    return TokenRevoked
+
+
+async def refused_by_logout_everywhere(world: World, user: User, token: str) -> type[Exception]:
+    await world.accounts.log_out_everywhere(user)
+    return TokenRevoked
+
+
+async def refused_by_password_change(world: World, user: User, token: str) -> type[Exception]:
+    await world.accounts.change_password(user, PASSWORD, "a different horse battery staple")
+    return TokenRevoked
+
+
+async def refused_by_deletion(world: World, user: User, token: str) -> type[Exception]:
+    await world.accounts.delete(user.id)
+    return UserNotFound
+
+
+@pytest.mark.parametrize(
+    "refuse",
+    [
+        refused_by_logout,
+        refused_by_logout_everywhere,
+        refused_by_password_change,
+        refused_by_deletion,
+    ],
+)
+async def test_a_caller_made_before_a_refusal_gets_no_task_work_done_after_it(
+    world: World, refuse: Callable[[World, User, str], Awaitable[type[Exception]]]
+) -> None:
+    # The caller is made from the token alone: the refusal, however late, is seen by the work.
+    user = await world.accounts.register("alice@example.com", PASSWORD)
+    session = await world.accounts.log_in("alice@example.com", PASSWORD)
+    caller = await world.accounts.caller(session.token.token)
+    task = await world.tasks.create(caller, title="Stored")
+
+    error = await refuse(world, user, session.token.token)
+
+    uses = [
+        world.tasks.list(caller, TaskQuery()),
+        world.tasks.create(caller, title="Not stored"),
+        world.tasks.create(caller, title="Not stored", idempotency_key="k-1"),
+        world.tasks.get(caller, task.id),
+        world.tasks.update(caller, task.id, TaskChanges(title="Not changed")),
+        world.tasks.delete(caller, task.id),
+    ]
+    for use in uses:
+        with pytest.raises(error):
+            await use
+    page = await world.task_repository.list_for_owner(user.id, completed=None, limit=10)
+    assert list(page.tasks) == ([] if error is UserNotFound else [task])
+
+
+async def test_a_caller_acting_for_a_user_is_refused_once_they_are_cut_off(world: World) -> None:
+    user = await world.accounts.register("alice@example.com", PASSWORD)
+    caller = world.accounts.acting_for(user)
+    await world.tasks.create(caller, title="Made from the command line")
+
+    await world.accounts.log_out_everywhere(user)
+
+    with pytest.raises(TokenRevoked):
+        await world.tasks.list(caller, TaskQuery())
+
+
 # --- find_by_email and delete -----------------------------------------------------------------
 
 
@@ -400,8 +513,11 @@ async def test_find_by_email_of_an_unknown_address_finds_no_user(world: World) -
 async def test_delete_removes_the_user_and_cascades_to_their_tasks_only(world: World) -> None:
     alice = await world.accounts.register("alice@example.com", PASSWORD)
     bob = await world.accounts.register("bob@example.com", PASSWORD)
-    alices = [await world.tasks.create(alice.id, title=f"alice {i}") for i in range(3)]
-    bobs = await world.tasks.create(bob.id, title="bob's")
+    alices = [
+        await world.tasks.create(world.accounts.acting_for(alice), title=f"alice {i}")
+        for i in range(3)
+    ]
+    bobs = await world.tasks.create(world.accounts.acting_for(bob), title="bob's")
 
     await world.accounts.delete(alice.id)
 
@@ -409,8 +525,10 @@ async def test_delete_removes_the_user_and_cascades_to_their_tasks_only(world: W
         await world.accounts.find_by_email("alice@example.com")
     for task in alices:
         assert await world.task_repository.get(task.id) is None
-    assert (await world.tasks.list(alice.id, TaskQuery())).total == 0
-    assert (await world.tasks.list(bob.id, TaskQuery())).tasks == [bobs]
+    assert (
+        await world.task_repository.list_for_owner(alice.id, completed=None, limit=9)
+    ).total == 0
+    assert (await world.tasks.list(world.accounts.acting_for(bob), TaskQuery())).tasks == [bobs]
     assert await world.accounts.find_by_email("bob@example.com") == bob
 
 

@@ -14,14 +14,17 @@ from hypothesis import strategies as st
 from adapters.memory import (
     FixedClock,
     InMemoryIdempotencyStore,
+    InMemoryRevocationStore,
     InMemoryTaskRepository,
     InMemoryTransactions,
+    InMemoryUserRepository,
 )
 from adapters.system import RandomIds
-from application.ports import TaskPage
+from application.ports import Caller, TaskPage
 from application.tasks import MAX_OFFSET, TaskQuery, TaskService
 from domain.errors import TaskAccessDenied, TaskChanged, TaskNotFound, ValidationFailed
 from domain.tasks import Task, TaskChanges, TaskPosition
+from tests.unit.owners import caller, task_repository
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 ALICE = UUID("aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa")
@@ -49,7 +52,7 @@ class World:
 def make_world(
     repository: InMemoryTaskRepository | None = None, ids: QueuedIds | None = None
 ) -> World:
-    repository = repository or InMemoryTaskRepository()
+    repository = repository or task_repository(ALICE, BOB, kind=InMemoryTaskRepository)
     clock = FixedClock(START)
     idempotency = InMemoryIdempotencyStore()
     service = TaskService(
@@ -71,7 +74,7 @@ async def create_at(
     world: World, at: datetime, title: str = "t", owner: UUID = ALICE, completed: bool = False
 ) -> Task:
     world.clock.set(at)
-    return await world.service.create(owner, title=title, completed=completed)
+    return await world.service.create(caller(owner), title=title, completed=completed)
 
 
 def newest_first(tasks: Collection[Task]) -> list[Task]:
@@ -132,17 +135,17 @@ async def test_pages_follow_one_another_by_position(world: World) -> None:
     created = [await create_at(world, START + timedelta(seconds=n), f"t{n}") for n in range(7)]
     expected = newest_first(created)
 
-    first = await world.service.list(ALICE, TaskQuery(limit=3))
+    first = await world.service.list(caller(ALICE), TaskQuery(limit=3))
     assert list(first.tasks) == expected[0:3]
     assert first.has_more
     assert first.next_position == expected[2].position
 
-    second = await world.service.list(ALICE, TaskQuery(limit=3, after=first.next_position))
+    second = await world.service.list(caller(ALICE), TaskQuery(limit=3, after=first.next_position))
     assert list(second.tasks) == expected[3:6]
     assert second.has_more
     assert second.next_position == expected[5].position
 
-    last = await world.service.list(ALICE, TaskQuery(limit=3, after=second.next_position))
+    last = await world.service.list(caller(ALICE), TaskQuery(limit=3, after=second.next_position))
     assert list(last.tasks) == expected[6:]
     assert not last.has_more
     assert last.next_position is None
@@ -152,8 +155,8 @@ async def test_pages_follow_one_another_by_position(world: World) -> None:
 async def test_an_exactly_full_last_page_has_no_more(world: World) -> None:
     for n in range(4):
         await create_at(world, START + timedelta(seconds=n))
-    first = await world.service.list(ALICE, TaskQuery(limit=2))
-    second = await world.service.list(ALICE, TaskQuery(limit=2, after=first.next_position))
+    first = await world.service.list(caller(ALICE), TaskQuery(limit=2))
+    second = await world.service.list(caller(ALICE), TaskQuery(limit=2, after=first.next_position))
     assert len(second.tasks) == 2
     assert (second.has_more, second.next_position) == (False, None)
 
@@ -162,11 +165,11 @@ async def test_after_breaks_created_at_ties_by_id() -> None:
     ids = [UUID(int=n) for n in (5, 9, 1, 7, 3)]
     world = make_world(ids=QueuedIds(ids))
     for _ in ids:
-        await world.service.create(ALICE, title="same moment")
+        await world.service.create(caller(ALICE), title="same moment")
     walked = []
     after = None
     while True:
-        page = await world.service.list(ALICE, TaskQuery(limit=2, after=after))
+        page = await world.service.list(caller(ALICE), TaskQuery(limit=2, after=after))
         walked += [t.id for t in page.tasks]
         if page.next_position is None:
             break
@@ -176,18 +179,18 @@ async def test_after_breaks_created_at_ties_by_id() -> None:
 
 async def test_after_a_task_that_is_gone_still_continues_where_it_stood(world: World) -> None:
     created = [await create_at(world, START + timedelta(seconds=n), f"t{n}") for n in range(5)]
-    first = await world.service.list(ALICE, TaskQuery(limit=2))
+    first = await world.service.list(caller(ALICE), TaskQuery(limit=2))
     assert first.next_position is not None
-    await world.service.delete(ALICE, first.tasks[-1].id)
-    second = await world.service.list(ALICE, TaskQuery(limit=2, after=first.next_position))
+    await world.service.delete(caller(ALICE), first.tasks[-1].id)
+    second = await world.service.list(caller(ALICE), TaskQuery(limit=2, after=first.next_position))
     assert list(second.tasks) == newest_first(created)[2:4]
 
 
 async def test_a_task_created_meanwhile_does_not_shift_later_pages(world: World) -> None:
     created = [await create_at(world, START + timedelta(seconds=n), f"t{n}") for n in range(4)]
-    first = await world.service.list(ALICE, TaskQuery(limit=2))
+    first = await world.service.list(caller(ALICE), TaskQuery(limit=2))
     await create_at(world, START + timedelta(hours=1), "newer")
-    second = await world.service.list(ALICE, TaskQuery(limit=2, after=first.next_position))
+    second = await world.service.list(caller(ALICE), TaskQuery(limit=2, after=first.next_position))
     assert list(second.tasks) == newest_first(created)[2:4]
     assert second.total == 5
 
@@ -196,10 +199,10 @@ async def test_after_keeps_to_the_filter_and_the_owner(world: World) -> None:
     for n in range(6):
         await create_at(world, START + timedelta(seconds=n), f"t{n}", completed=n % 2 == 0)
         await create_at(world, START + timedelta(seconds=n), f"bob{n}", owner=BOB)
-    first = await world.service.list(ALICE, TaskQuery(completed=True, limit=2))
+    first = await world.service.list(caller(ALICE), TaskQuery(completed=True, limit=2))
     assert [t.title for t in first.tasks] == ["t4", "t2"]
     rest = await world.service.list(
-        ALICE, TaskQuery(completed=True, limit=2, after=first.next_position)
+        caller(ALICE), TaskQuery(completed=True, limit=2, after=first.next_position)
     )
     assert [t.title for t in rest.tasks] == ["t0"]
     assert (rest.total, rest.has_more) == (3, False)
@@ -208,14 +211,14 @@ async def test_after_keeps_to_the_filter_and_the_owner(world: World) -> None:
 async def test_an_offset_with_a_cursor_skips_that_many_after_it(world: World) -> None:
     created = [await create_at(world, START + timedelta(seconds=n), f"t{n}") for n in range(7)]
     expected = newest_first(created)
-    first = await world.service.list(ALICE, TaskQuery(limit=2))
+    first = await world.service.list(caller(ALICE), TaskQuery(limit=2))
     skipping = await world.service.list(
-        ALICE, TaskQuery(limit=2, after=first.next_position, offset=2)
+        caller(ALICE), TaskQuery(limit=2, after=first.next_position, offset=2)
     )
     assert list(skipping.tasks) == expected[4:6]
     assert (skipping.has_more, skipping.next_position) == (True, expected[5].position)
     beyond = await world.service.list(
-        ALICE, TaskQuery(limit=2, after=first.next_position, offset=5)
+        caller(ALICE), TaskQuery(limit=2, after=first.next_position, offset=5)
     )
     assert (list(beyond.tasks), beyond.has_more, beyond.total) == ([], False, 7)
 
@@ -223,14 +226,16 @@ async def test_an_offset_with_a_cursor_skips_that_many_after_it(world: World) ->
 async def test_after_the_oldest_task_is_an_empty_last_page(world: World) -> None:
     created = [await create_at(world, START + timedelta(seconds=n)) for n in range(3)]
     oldest = newest_first(created)[-1]
-    page = await world.service.list(ALICE, TaskQuery(after=oldest.position))
+    page = await world.service.list(caller(ALICE), TaskQuery(after=oldest.position))
     assert (list(page.tasks), page.total, page.has_more, page.next_position) == ([], 3, False, None)
 
 
 async def test_offset_pages_say_whether_more_follow(world: World) -> None:
     for n in range(5):
         await create_at(world, START + timedelta(seconds=n))
-    pages = [await world.service.list(ALICE, TaskQuery(limit=2, offset=o)) for o in (0, 2, 4, 6)]
+    pages = [
+        await world.service.list(caller(ALICE), TaskQuery(limit=2, offset=o)) for o in (0, 2, 4, 6)
+    ]
     assert [p.has_more for p in pages] == [True, True, False, False]
     assert [len(p.tasks) for p in pages] == [2, 2, 1, 0]
 
@@ -265,7 +270,7 @@ async def walk_and_compare(
     after: TaskPosition | None = None
     for _ in range(len(expected) + 2):
         page = await world.service.list(
-            ALICE, TaskQuery(completed=completed, limit=limit, after=after)
+            caller(ALICE), TaskQuery(completed=completed, limit=limit, after=after)
         )
         assert page.total == len(expected)
         assert (page.next_position is not None) == page.has_more
@@ -274,15 +279,15 @@ async def walk_and_compare(
             assert len(page.tasks) == limit
             assert page.next_position == page.tasks[-1].position
         offset_page = await world.service.list(
-            ALICE, TaskQuery(completed=completed, limit=limit, offset=len(walked))
+            caller(ALICE), TaskQuery(completed=completed, limit=limit, offset=len(walked))
         )
         assert list(offset_page.tasks) == list(page.tasks)
         assert offset_page.has_more == page.has_more
         skipping = await world.service.list(
-            ALICE, TaskQuery(completed=completed, limit=limit, after=after, offset=skip)
+            caller(ALICE), TaskQuery(completed=completed, limit=limit, after=after, offset=skip)
         )
         from_offset = await world.service.list(
-            ALICE, TaskQuery(completed=completed, limit=limit, offset=len(walked) + skip)
+            caller(ALICE), TaskQuery(completed=completed, limit=limit, offset=len(walked) + skip)
         )
         assert list(skipping.tasks) == list(from_offset.tasks)
         assert skipping.has_more == from_offset.has_more
@@ -314,61 +319,66 @@ def test_walking_with_cursors_returns_every_task_once_newest_first(
 
 
 async def test_update_with_the_current_version_happens(world: World) -> None:
-    task = await world.service.create(ALICE, title="x")
+    task = await world.service.create(caller(ALICE), title="x")
     updated = await world.service.update(
-        ALICE, task.id, TaskChanges(title="y"), expected_versions=[task.updated_at]
+        caller(ALICE), task.id, TaskChanges(title="y"), expected_versions=[task.updated_at]
     )
     assert updated.title == "y"
     assert updated.updated_at > task.updated_at
-    assert await world.service.get(ALICE, task.id) == updated
+    assert await world.service.get(caller(ALICE), task.id) == updated
 
 
 async def test_update_with_the_current_version_among_others_happens(world: World) -> None:
-    task = await world.service.create(ALICE, title="x")
+    task = await world.service.create(caller(ALICE), title="x")
     versions = [task.updated_at - timedelta(days=1), task.updated_at, START + timedelta(days=9)]
     updated = await world.service.update(
-        ALICE, task.id, TaskChanges(completed=True), expected_versions=versions
+        caller(ALICE), task.id, TaskChanges(completed=True), expected_versions=versions
     )
     assert updated.completed is True
 
 
 async def test_update_with_a_stale_version_is_refused_and_changes_nothing(world: World) -> None:
-    task = await world.service.create(ALICE, title="x")
+    task = await world.service.create(caller(ALICE), title="x")
     # The clock stands still: the version still moves on, by a microsecond.
-    current = await world.service.update(ALICE, task.id, TaskChanges(title="other tab"))
+    current = await world.service.update(caller(ALICE), task.id, TaskChanges(title="other tab"))
     with pytest.raises(TaskChanged):
         await world.service.update(
-            ALICE, task.id, TaskChanges(title="this tab"), expected_versions=[task.updated_at]
+            caller(ALICE),
+            task.id,
+            TaskChanges(title="this tab"),
+            expected_versions=[task.updated_at],
         )
-    assert await world.service.get(ALICE, task.id) == current
+    assert await world.service.get(caller(ALICE), task.id) == current
 
 
 async def test_update_with_no_acceptable_version_is_refused(world: World) -> None:
-    task = await world.service.create(ALICE, title="x")
+    task = await world.service.create(caller(ALICE), title="x")
     with pytest.raises(TaskChanged):
-        await world.service.update(ALICE, task.id, TaskChanges(title="y"), expected_versions=[])
-    assert await world.service.get(ALICE, task.id) == task
+        await world.service.update(
+            caller(ALICE), task.id, TaskChanges(title="y"), expected_versions=[]
+        )
+    assert await world.service.get(caller(ALICE), task.id) == task
 
 
 async def test_the_version_an_update_returns_is_the_next_expected_one(world: World) -> None:
-    task = await world.service.create(ALICE, title="x")
+    task = await world.service.create(caller(ALICE), title="x")
     first = await world.service.update(
-        ALICE, task.id, TaskChanges(title="y"), expected_versions=[task.updated_at]
+        caller(ALICE), task.id, TaskChanges(title="y"), expected_versions=[task.updated_at]
     )
     second = await world.service.update(
-        ALICE, task.id, TaskChanges(title="z"), expected_versions=[first.updated_at]
+        caller(ALICE), task.id, TaskChanges(title="z"), expected_versions=[first.updated_at]
     )
     assert second.title == "z"
     with pytest.raises(TaskChanged):
         await world.service.update(
-            ALICE, task.id, TaskChanges(title="late"), expected_versions=[first.updated_at]
+            caller(ALICE), task.id, TaskChanges(title="late"), expected_versions=[first.updated_at]
         )
 
 
 async def test_update_of_a_missing_task_with_a_version_is_not_found(world: World) -> None:
     with pytest.raises(TaskNotFound):
         await world.service.update(
-            ALICE, uuid4(), TaskChanges(title="y"), expected_versions=[START]
+            caller(ALICE), uuid4(), TaskChanges(title="y"), expected_versions=[START]
         )
 
 
@@ -376,18 +386,20 @@ async def test_update_of_a_missing_task_with_a_version_is_not_found(world: World
 async def test_update_of_another_users_task_is_denied_before_any_version_check(
     world: World, version: str
 ) -> None:
-    task = await world.service.create(ALICE, title="mine")
+    task = await world.service.create(caller(ALICE), title="mine")
     seen = task.updated_at if version == "current" else task.updated_at - timedelta(seconds=1)
     with pytest.raises(TaskAccessDenied):
-        await world.service.update(BOB, task.id, TaskChanges(title="his"), expected_versions=[seen])
-    assert await world.service.get(ALICE, task.id) == task
+        await world.service.update(
+            caller(BOB), task.id, TaskChanges(title="his"), expected_versions=[seen]
+        )
+    assert await world.service.get(caller(ALICE), task.id) == task
 
 
 async def test_update_without_versions_is_unconditional(world: World) -> None:
-    task = await world.service.create(ALICE, title="x")
-    await world.service.update(ALICE, task.id, TaskChanges(title="y"))
+    task = await world.service.create(caller(ALICE), title="x")
+    await world.service.update(caller(ALICE), task.id, TaskChanges(title="y"))
     updated = await world.service.update(
-        ALICE, task.id, TaskChanges(title="z"), expected_versions=None
+        caller(ALICE), task.id, TaskChanges(title="z"), expected_versions=None
     )
     assert updated.title == "z"
 
@@ -396,44 +408,44 @@ async def test_update_without_versions_is_unconditional(world: World) -> None:
 
 
 async def test_delete_with_the_current_version_happens(world: World) -> None:
-    task = await world.service.create(ALICE, title="x")
-    await world.service.delete(ALICE, task.id, expected_versions=[task.updated_at])
+    task = await world.service.create(caller(ALICE), title="x")
+    await world.service.delete(caller(ALICE), task.id, expected_versions=[task.updated_at])
     with pytest.raises(TaskNotFound):
-        await world.service.get(ALICE, task.id)
+        await world.service.get(caller(ALICE), task.id)
 
 
 async def test_delete_with_a_stale_version_is_refused_and_deletes_nothing(world: World) -> None:
-    task = await world.service.create(ALICE, title="x")
-    current = await world.service.update(ALICE, task.id, TaskChanges(completed=True))
+    task = await world.service.create(caller(ALICE), title="x")
+    current = await world.service.update(caller(ALICE), task.id, TaskChanges(completed=True))
     with pytest.raises(TaskChanged):
-        await world.service.delete(ALICE, task.id, expected_versions=[task.updated_at])
-    assert await world.service.get(ALICE, task.id) == current
+        await world.service.delete(caller(ALICE), task.id, expected_versions=[task.updated_at])
+    assert await world.service.get(caller(ALICE), task.id) == current
     with pytest.raises(TaskChanged):
-        await world.service.delete(ALICE, task.id, expected_versions=[])
-    assert await world.service.get(ALICE, task.id) == current
+        await world.service.delete(caller(ALICE), task.id, expected_versions=[])
+    assert await world.service.get(caller(ALICE), task.id) == current
 
 
 async def test_delete_of_a_missing_task_with_a_version_is_not_found(world: World) -> None:
     with pytest.raises(TaskNotFound):
-        await world.service.delete(ALICE, uuid4(), expected_versions=[START])
+        await world.service.delete(caller(ALICE), uuid4(), expected_versions=[START])
 
 
 @pytest.mark.parametrize("version", ["current", "stale"])
 async def test_delete_of_another_users_task_is_denied_before_any_version_check(
     world: World, version: str
 ) -> None:
-    task = await world.service.create(ALICE, title="mine")
+    task = await world.service.create(caller(ALICE), title="mine")
     seen = task.updated_at if version == "current" else task.updated_at - timedelta(seconds=1)
     with pytest.raises(TaskAccessDenied):
-        await world.service.delete(BOB, task.id, expected_versions=[seen])
-    assert await world.service.get(ALICE, task.id) == task
+        await world.service.delete(caller(BOB), task.id, expected_versions=[seen])
+    assert await world.service.get(caller(ALICE), task.id) == task
 
 
 async def test_delete_without_versions_is_unconditional(world: World) -> None:
-    task = await world.service.create(ALICE, title="x")
-    await world.service.update(ALICE, task.id, TaskChanges(title="y"))
-    await world.service.delete(ALICE, task.id, expected_versions=None)
-    assert (await world.service.list(ALICE, TaskQuery())).total == 0
+    task = await world.service.create(caller(ALICE), title="x")
+    await world.service.update(caller(ALICE), task.id, TaskChanges(title="y"))
+    await world.service.delete(caller(ALICE), task.id, expected_versions=None)
+    assert (await world.service.list(caller(ALICE), TaskQuery())).total == 0
 
 
 # --- another request between the read and the write -----------------------------------------
@@ -442,8 +454,8 @@ async def test_delete_without_versions_is_unconditional(world: World) -> None:
 class InterleavingTaskRepository(InMemoryTaskRepository):
     """Runs what another request does right before this request's write reaches storage."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, users: InMemoryUserRepository, revocations: InMemoryRevocationStore) -> None:
+        super().__init__(users, revocations)
         self.meanwhile: list[Task | UUID] = []
         """Tasks to store (a concurrent update) or ids to delete (a concurrent delete)."""
 
@@ -456,21 +468,29 @@ class InterleavingTaskRepository(InMemoryTaskRepository):
         self.meanwhile = []
 
     async def update(
-        self, task: Task, *, expected_versions: Collection[datetime] | None = None
+        self,
+        task: Task,
+        *,
+        expected_versions: Collection[datetime] | None = None,
+        caller: Caller | None = None,
     ) -> Task | None:
         await self._interleave()
-        return await super().update(task, expected_versions=expected_versions)
+        return await super().update(task, expected_versions=expected_versions, caller=caller)
 
     async def delete(
-        self, task_id: UUID, *, expected_versions: Collection[datetime] | None = None
+        self,
+        task_id: UUID,
+        *,
+        expected_versions: Collection[datetime] | None = None,
+        caller: Caller | None = None,
     ) -> bool:
         await self._interleave()
-        return await super().delete(task_id, expected_versions=expected_versions)
+        return await super().delete(task_id, expected_versions=expected_versions, caller=caller)
 
 
 @pytest.fixture
 def racy() -> tuple[World, InterleavingTaskRepository]:
-    repository = InterleavingTaskRepository()
+    repository = task_repository(ALICE, BOB, kind=InterleavingTaskRepository)
     return make_world(repository), repository
 
 
@@ -478,36 +498,36 @@ async def test_a_change_between_read_and_write_is_caught(
     racy: tuple[World, InterleavingTaskRepository],
 ) -> None:
     world, repository = racy
-    task = await world.service.create(ALICE, title="x")
+    task = await world.service.create(caller(ALICE), title="x")
     other = replace(task, title="other", updated_at=task.updated_at + timedelta(microseconds=1))
     repository.meanwhile = [other]
     with pytest.raises(TaskChanged):
         await world.service.update(
-            ALICE, task.id, TaskChanges(title="mine"), expected_versions=[task.updated_at]
+            caller(ALICE), task.id, TaskChanges(title="mine"), expected_versions=[task.updated_at]
         )
-    assert (await world.service.get(ALICE, task.id)).title == "other"
+    assert (await world.service.get(caller(ALICE), task.id)).title == "other"
 
     repository.meanwhile = [
         replace(other, title="third", updated_at=other.updated_at + timedelta(microseconds=1))
     ]
     with pytest.raises(TaskChanged):
-        await world.service.delete(ALICE, task.id, expected_versions=[task.updated_at])
-    assert (await world.service.get(ALICE, task.id)).title == "third"
+        await world.service.delete(caller(ALICE), task.id, expected_versions=[task.updated_at])
+    assert (await world.service.get(caller(ALICE), task.id)).title == "third"
 
 
 async def test_a_change_of_other_fields_between_read_and_write_is_kept_with_this_one(
     racy: tuple[World, InterleavingTaskRepository],
 ) -> None:
     world, repository = racy
-    task = await world.service.create(ALICE, title="x", description="first")
+    task = await world.service.create(caller(ALICE), title="x", description="first")
     repository.meanwhile = [
         replace(task, completed=True, updated_at=task.updated_at + timedelta(microseconds=1))
     ]
 
-    updated = await world.service.update(ALICE, task.id, TaskChanges(title="mine"))
+    updated = await world.service.update(caller(ALICE), task.id, TaskChanges(title="mine"))
 
     assert (updated.title, updated.description, updated.completed) == ("mine", "first", True)
-    assert await world.service.get(ALICE, task.id) == updated
+    assert await world.service.get(caller(ALICE), task.id) == updated
 
 
 @pytest.mark.parametrize("expected_versions", [None, "current"])
@@ -515,16 +535,18 @@ async def test_a_delete_between_read_and_write_is_not_found(
     racy: tuple[World, InterleavingTaskRepository], expected_versions: str | None
 ) -> None:
     world, repository = racy
-    task = await world.service.create(ALICE, title="x")
+    task = await world.service.create(caller(ALICE), title="x")
     versions = None if expected_versions is None else [task.updated_at]
     repository.meanwhile = [task.id]
     with pytest.raises(TaskNotFound):
         await world.service.update(
-            ALICE, task.id, TaskChanges(title="y"), expected_versions=versions
+            caller(ALICE), task.id, TaskChanges(title="y"), expected_versions=versions
         )
-    second = await world.service.create(ALICE, title="x")
+    second = await world.service.create(caller(ALICE), title="x")
     repository.meanwhile = [second.id]
     with pytest.raises(TaskNotFound):
         await world.service.delete(
-            ALICE, second.id, expected_versions=None if versions is None else [second.updated_at]
+            caller(ALICE),
+            second.id,
+            expected_versions=None if versions is None else [second.updated_at],
         )

@@ -26,6 +26,7 @@ from adapters.memory import (
     InMemoryTransactions,
 )
 from adapters.system import RandomIds
+from application.errors import UserNotFound
 from application.ports import IdGenerator
 from application.tasks import (
     DEFAULT_PAGE_SIZE,
@@ -36,6 +37,7 @@ from application.tasks import (
 )
 from domain.errors import TaskAccessDenied, TaskNotFound, ValidationFailed
 from domain.tasks import UNCHANGED, Task, TaskChanges
+from tests.unit.owners import caller, task_repository
 
 T = TypeVar("T")
 
@@ -76,14 +78,14 @@ class World:
 
 @pytest.fixture
 def world() -> World:
-    repository = InMemoryTaskRepository()
+    repository = task_repository(ALICE, BOB, kind=InMemoryTaskRepository)
     clock = FixedClock(START)
     return World(in_memory_task_service(repository, clock), repository, clock)
 
 
 async def create_at(world: World, owner: UUID, title: str, at: datetime, **fields: Any) -> Task:
     world.clock.set(at)
-    return await world.service.create(owner, title=title, **fields)
+    return await world.service.create(caller(owner), title=title, **fields)
 
 
 def titles(tasks: Any) -> list[str]:
@@ -94,7 +96,7 @@ def titles(tasks: Any) -> list[str]:
 
 
 async def test_create_stores_a_task_for_the_owner(world: World) -> None:
-    task = await world.service.create(ALICE, title="  Buy milk ", description="two litres")
+    task = await world.service.create(caller(ALICE), title="  Buy milk ", description="two litres")
     assert (task.owner_id, task.title, task.description, task.completed) == (
         ALICE,
         "Buy milk",
@@ -102,29 +104,29 @@ async def test_create_stores_a_task_for_the_owner(world: World) -> None:
         False,
     )
     assert task.created_at == task.updated_at == START
-    assert await world.service.get(ALICE, task.id) == task
+    assert await world.service.get(caller(ALICE), task.id) == task
 
 
 async def test_create_defaults_to_no_description_and_open(world: World) -> None:
-    task = await world.service.create(ALICE, title="x")
+    task = await world.service.create(caller(ALICE), title="x")
     assert task.description is None
     assert task.completed is False
 
 
 async def test_create_may_start_completed(world: World) -> None:
-    assert (await world.service.create(ALICE, title="x", completed=True)).completed is True
+    assert (await world.service.create(caller(ALICE), title="x", completed=True)).completed is True
 
 
 async def test_create_with_a_broken_rule_stores_nothing(world: World) -> None:
     with pytest.raises(ValidationFailed) as caught:
-        await world.service.create(ALICE, title=" ", description="\x00")
+        await world.service.create(caller(ALICE), title=" ", description="\x00")
     assert [e.field for e in caught.value.errors] == ["title", "description"]
-    assert (await world.service.list(ALICE, TaskQuery())).total == 0
+    assert (await world.service.list(caller(ALICE), TaskQuery())).total == 0
 
 
 async def test_get_of_a_missing_task_is_not_found(world: World) -> None:
     with pytest.raises(TaskNotFound):
-        await world.service.get(ALICE, uuid4())
+        await world.service.get(caller(ALICE), uuid4())
 
 
 # --- list -------------------------------------------------------------------------------------
@@ -133,37 +135,40 @@ async def test_get_of_a_missing_task_is_not_found(world: World) -> None:
 async def test_list_is_newest_first(world: World) -> None:
     for minutes, title in [(0, "first"), (2, "third"), (1, "second")]:
         await create_at(world, ALICE, title, START + timedelta(minutes=minutes))
-    page = await world.service.list(ALICE, TaskQuery())
+    page = await world.service.list(caller(ALICE), TaskQuery())
     assert titles(page.tasks) == ["third", "second", "first"]
     assert page.total == 3
 
 
 async def test_list_breaks_created_at_ties_by_id_descending() -> None:
     ids = [UUID(int=n) for n in (5, 9, 1, 7)]
-    repository = InMemoryTaskRepository()
+    repository = task_repository(ALICE, BOB, kind=InMemoryTaskRepository)
     service = in_memory_task_service(repository, FixedClock(START), SequentialIds(ids))
     for n in range(4):
-        await service.create(ALICE, title=f"task {n}")
-    page = await service.list(ALICE, TaskQuery())
+        await service.create(caller(ALICE), title=f"task {n}")
+    page = await service.list(caller(ALICE), TaskQuery())
     assert [t.id for t in page.tasks] == sorted(ids, reverse=True)
 
 
 async def test_list_shows_only_the_owners_tasks(world: World) -> None:
-    await world.service.create(ALICE, title="alice's")
-    await world.service.create(BOB, title="bob's")
-    alice_page = await world.service.list(ALICE, TaskQuery())
+    await world.service.create(caller(ALICE), title="alice's")
+    await world.service.create(caller(BOB), title="bob's")
+    alice_page = await world.service.list(caller(ALICE), TaskQuery())
     assert titles(alice_page.tasks) == ["alice's"]
     assert alice_page.total == 1
-    assert (await world.service.list(uuid4(), TaskQuery())).total == 0
+    with pytest.raises(UserNotFound):  # a caller without an account sees no list at all
+        await world.service.list(caller(uuid4()), TaskQuery())
 
 
 async def test_list_pages_with_limit_and_offset_and_total_counts_all(world: World) -> None:
     for n in range(7):
         await create_at(world, ALICE, f"t{n}", START + timedelta(seconds=n))
-    every = titles((await world.service.list(ALICE, TaskQuery())).tasks)
+    every = titles((await world.service.list(caller(ALICE), TaskQuery())).tasks)
     assert every == [f"t{n}" for n in reversed(range(7))]
 
-    pages = [await world.service.list(ALICE, TaskQuery(limit=3, offset=o)) for o in (0, 3, 6, 9)]
+    pages = [
+        await world.service.list(caller(ALICE), TaskQuery(limit=3, offset=o)) for o in (0, 3, 6, 9)
+    ]
     assert [titles(p.tasks) for p in pages] == [every[0:3], every[3:6], every[6:7], []]
     assert {p.total for p in pages} == {7}
 
@@ -171,20 +176,22 @@ async def test_list_pages_with_limit_and_offset_and_total_counts_all(world: Worl
 async def test_list_filters_on_completed_and_total_counts_the_filter(world: World) -> None:
     for n in range(5):
         await create_at(world, ALICE, f"t{n}", START + timedelta(seconds=n), completed=n % 2 == 0)
-    done = await world.service.list(ALICE, TaskQuery(completed=True, limit=2))
+    done = await world.service.list(caller(ALICE), TaskQuery(completed=True, limit=2))
     assert titles(done.tasks) == ["t4", "t2"]
     assert done.total == 3
-    open_ = await world.service.list(ALICE, TaskQuery(completed=False))
+    open_ = await world.service.list(caller(ALICE), TaskQuery(completed=False))
     assert titles(open_.tasks) == ["t3", "t1"]
     assert open_.total == 2
-    assert (await world.service.list(ALICE, TaskQuery())).total == 5
+    assert (await world.service.list(caller(ALICE), TaskQuery())).total == 5
 
 
 async def test_list_sees_an_update_of_completed(world: World) -> None:
-    task = await world.service.create(ALICE, title="x")
-    await world.service.update(ALICE, task.id, TaskChanges(completed=True))
-    assert (await world.service.list(ALICE, TaskQuery(completed=False))).total == 0
-    assert titles((await world.service.list(ALICE, TaskQuery(completed=True))).tasks) == ["x"]
+    task = await world.service.create(caller(ALICE), title="x")
+    await world.service.update(caller(ALICE), task.id, TaskChanges(completed=True))
+    assert (await world.service.list(caller(ALICE), TaskQuery(completed=False))).total == 0
+    assert titles((await world.service.list(caller(ALICE), TaskQuery(completed=True))).tasks) == [
+        "x"
+    ]
 
 
 def test_task_query_defaults() -> None:
@@ -223,82 +230,84 @@ def test_task_query_out_of_bounds_names_the_fields(
 
 
 async def test_update_changes_only_the_given_fields(world: World) -> None:
-    task = await world.service.create(ALICE, title="Old", description="keep", completed=False)
+    task = await world.service.create(
+        caller(ALICE), title="Old", description="keep", completed=False
+    )
     world.clock.set(START + timedelta(minutes=1))
-    updated = await world.service.update(ALICE, task.id, TaskChanges(title="  New "))
+    updated = await world.service.update(caller(ALICE), task.id, TaskChanges(title="  New "))
     assert (updated.title, updated.description, updated.completed) == ("New", "keep", False)
     assert updated.created_at == START
     assert updated.updated_at == START + timedelta(minutes=1)
-    assert await world.service.get(ALICE, task.id) == updated
+    assert await world.service.get(caller(ALICE), task.id) == updated
 
 
 async def test_update_with_none_clears_the_description(world: World) -> None:
-    task = await world.service.create(ALICE, title="x", description="something")
-    updated = await world.service.update(ALICE, task.id, TaskChanges(description=None))
+    task = await world.service.create(caller(ALICE), title="x", description="something")
+    updated = await world.service.update(caller(ALICE), task.id, TaskChanges(description=None))
     assert updated.description is None
-    assert (await world.service.get(ALICE, task.id)).description is None
+    assert (await world.service.get(caller(ALICE), task.id)).description is None
 
 
 async def test_update_moves_updated_at_forward_though_the_clock_stands_still(
     world: World,
 ) -> None:
-    task = await world.service.create(ALICE, title="x")
-    first = await world.service.update(ALICE, task.id, TaskChanges(completed=True))
-    second = await world.service.update(ALICE, task.id, TaskChanges(completed=False))
+    task = await world.service.create(caller(ALICE), title="x")
+    first = await world.service.update(caller(ALICE), task.id, TaskChanges(completed=True))
+    second = await world.service.update(caller(ALICE), task.id, TaskChanges(completed=False))
     assert task.updated_at < first.updated_at < second.updated_at
     assert second.created_at == START
 
 
 async def test_update_moves_updated_at_forward_though_the_clock_steps_back(world: World) -> None:
-    task = await world.service.create(ALICE, title="x")
+    task = await world.service.create(caller(ALICE), title="x")
     world.clock.set(START - timedelta(days=1))
-    updated = await world.service.update(ALICE, task.id, TaskChanges(title="y"))
+    updated = await world.service.update(caller(ALICE), task.id, TaskChanges(title="y"))
     assert updated.updated_at > task.updated_at
     assert updated.created_at == START
 
 
 async def test_update_with_a_broken_rule_changes_nothing(world: World) -> None:
-    task = await world.service.create(ALICE, title="x")
+    task = await world.service.create(caller(ALICE), title="x")
     with pytest.raises(ValidationFailed) as caught:
-        await world.service.update(ALICE, task.id, TaskChanges(title="y" * 201))
+        await world.service.update(caller(ALICE), task.id, TaskChanges(title="y" * 201))
     assert [e.field for e in caught.value.errors] == ["title"]
-    assert await world.service.get(ALICE, task.id) == task
+    assert await world.service.get(caller(ALICE), task.id) == task
 
 
 async def test_update_of_a_missing_task_is_not_found(world: World) -> None:
     with pytest.raises(TaskNotFound):
-        await world.service.update(ALICE, uuid4(), TaskChanges(completed=True))
+        await world.service.update(caller(ALICE), uuid4(), TaskChanges(completed=True))
 
 
 # --- delete -----------------------------------------------------------------------------------
 
 
 async def test_delete_removes_the_task(world: World) -> None:
-    task = await world.service.create(ALICE, title="x")
-    await world.service.delete(ALICE, task.id)
+    task = await world.service.create(caller(ALICE), title="x")
+    await world.service.delete(caller(ALICE), task.id)
     with pytest.raises(TaskNotFound):
-        await world.service.get(ALICE, task.id)
+        await world.service.get(caller(ALICE), task.id)
     with pytest.raises(TaskNotFound):
-        await world.service.delete(ALICE, task.id)
+        await world.service.delete(caller(ALICE), task.id)
 
 
 async def test_delete_of_a_missing_task_is_not_found(world: World) -> None:
     with pytest.raises(TaskNotFound):
-        await world.service.delete(ALICE, uuid4())
+        await world.service.delete(caller(ALICE), uuid4())
 
 
 # --- ownership --------------------------------------------------------------------------------
 
 
 async def test_another_user_cannot_get_update_or_delete_the_task(world: World) -> None:
-    task = await world.service.create(ALICE, title="secret", description="mine")
+    task = await world.service.create(caller(ALICE), title="secret", description="mine")
     with pytest.raises(TaskAccessDenied):
-        await world.service.get(BOB, task.id)
+        await world.service.get(caller(BOB), task.id)
     with pytest.raises(TaskAccessDenied):
-        await world.service.update(BOB, task.id, TaskChanges(title="pwned", completed=True))
+        await world.service.update(caller(BOB), task.id, TaskChanges(title="pwned", completed=True))
     with pytest.raises(TaskAccessDenied):
-        await world.service.delete(BOB, task.id)
-    assert await world.service.get(ALICE, task.id) == task
+        await world.service.delete(caller(BOB), task.id)
+    assert await world.service.get(caller(ALICE), task.id) == task
 
 
 # --- a state machine: Bob tries everything on Alice's tasks -----------------------------------
@@ -337,7 +346,9 @@ class OwnershipMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.clock = FixedClock(START)
-        self.service = in_memory_task_service(InMemoryTaskRepository(), self.clock)
+        self.service = in_memory_task_service(
+            task_repository(ALICE, BOB, kind=InMemoryTaskRepository), self.clock
+        )
         self.alice: dict[UUID, Expected] = {}
         self.bob: dict[UUID, Expected] = {}
 
@@ -364,7 +375,7 @@ class OwnershipMachine(RuleBasedStateMachine):
     ) -> UUID:
         self.tick()
         task = self.run(
-            self.service.create(owner, title=title, description=description, completed=done)
+            self.service.create(caller(owner), title=title, description=description, completed=done)
         )
         model[task.id] = Expected(title.strip(), description, done)
         return task.id
@@ -380,7 +391,7 @@ class OwnershipMachine(RuleBasedStateMachine):
     @rule(task_id=alice_tasks, changes=changes_strategy())
     def alice_updates(self, task_id: UUID, changes: TaskChanges) -> None:
         self.tick()
-        updated = self.run(self.service.update(ALICE, task_id, changes))
+        updated = self.run(self.service.update(caller(ALICE), task_id, changes))
         before = self.alice[task_id]
         self.alice[task_id] = Expected(
             before.title if changes.title is UNCHANGED else changes.title.strip(),
@@ -391,16 +402,16 @@ class OwnershipMachine(RuleBasedStateMachine):
 
     @rule(target=alice_deleted, task_id=consumes(alice_tasks))
     def alice_deletes(self, task_id: UUID) -> UUID:
-        self.run(self.service.delete(ALICE, task_id))
+        self.run(self.service.delete(caller(ALICE), task_id))
         del self.alice[task_id]
         return task_id
 
     @rule(task_id=alice_deleted)
     def alice_finds_her_deleted_task_gone(self, task_id: UUID) -> None:
         with pytest.raises(TaskNotFound):
-            self.run(self.service.get(ALICE, task_id))
+            self.run(self.service.get(caller(ALICE), task_id))
         with pytest.raises(TaskNotFound):
-            self.run(self.service.update(ALICE, task_id, TaskChanges(completed=True)))
+            self.run(self.service.update(caller(ALICE), task_id, TaskChanges(completed=True)))
 
     def expect_refusal_for_bob(self, task_id: UUID, attempt: Coroutine[Any, Any, Any]) -> None:
         error = TaskAccessDenied if task_id in self.alice else TaskNotFound
@@ -409,20 +420,20 @@ class OwnershipMachine(RuleBasedStateMachine):
 
     @rule(task_id=alice_tasks | alice_deleted | st.uuids())
     def bob_gets(self, task_id: UUID) -> None:
-        self.expect_refusal_for_bob(task_id, self.service.get(BOB, task_id))
+        self.expect_refusal_for_bob(task_id, self.service.get(caller(BOB), task_id))
 
     @rule(task_id=alice_tasks | alice_deleted | st.uuids(), changes=changes_strategy())
     def bob_updates(self, task_id: UUID, changes: TaskChanges) -> None:
         self.tick()
-        self.expect_refusal_for_bob(task_id, self.service.update(BOB, task_id, changes))
+        self.expect_refusal_for_bob(task_id, self.service.update(caller(BOB), task_id, changes))
 
     @rule(task_id=alice_tasks | alice_deleted | st.uuids())
     def bob_deletes(self, task_id: UUID) -> None:
-        self.expect_refusal_for_bob(task_id, self.service.delete(BOB, task_id))
+        self.expect_refusal_for_bob(task_id, self.service.delete(caller(BOB), task_id))
 
     @rule(task_id=bob_tasks)
     def bob_uses_his_own_task(self, task_id: UUID) -> None:
-        task = self.run(self.service.get(BOB, task_id))
+        task = self.run(self.service.get(caller(BOB), task_id))
         assert (task.owner_id, task.title) == (BOB, self.bob[task_id].title)
 
     @rule(
@@ -432,7 +443,7 @@ class OwnershipMachine(RuleBasedStateMachine):
     )
     def bob_lists(self, completed: bool | None, limit: int, offset: int) -> None:
         query = TaskQuery(completed=completed, limit=limit, offset=offset)
-        page = self.run(self.service.list(BOB, query))
+        page = self.run(self.service.list(caller(BOB), query))
         assert all(t.owner_id == BOB for t in page.tasks)
         assert not {t.id for t in page.tasks} & set(self.alice)
         matching = [e for e in self.bob.values() if completed is None or e.completed == completed]
@@ -440,7 +451,7 @@ class OwnershipMachine(RuleBasedStateMachine):
 
     @invariant()
     def alice_sees_exactly_what_she_did(self) -> None:
-        page = self.run(self.service.list(ALICE, TaskQuery(limit=MAX_PAGE_SIZE)))
+        page = self.run(self.service.list(caller(ALICE), TaskQuery(limit=MAX_PAGE_SIZE)))
         seen = {
             t.id: Expected(t.title, t.description, t.completed)
             for t in page.tasks
@@ -452,7 +463,7 @@ class OwnershipMachine(RuleBasedStateMachine):
 
     @invariant()
     def bob_sees_exactly_his_own(self) -> None:
-        page = self.run(self.service.list(BOB, TaskQuery(limit=MAX_PAGE_SIZE)))
+        page = self.run(self.service.list(caller(BOB), TaskQuery(limit=MAX_PAGE_SIZE)))
         assert {t.id: Expected(t.title, t.description, t.completed) for t in page.tasks} == self.bob
 
 

@@ -71,6 +71,8 @@ def configure_logging(level: str = "INFO", format: str | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if chosen == "json" else ConsoleFormatter())
     handler.addFilter(_RequestContext())
+    # No line shows the thread or the process: spare every record looking them up.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 import psycopg
@@ -163,16 +164,9 @@ class PostgresDatabase:
         held = self._held.get()
         return held.connection if held and held.task is asyncio.current_task() else None
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    def connection(self) -> "_Connection":
         """The atomic block's connection, or a pooled one for the block."""
-        held = self._held_connection()
-        with _translated_failures():
-            if held is not None:
-                yield held
-            else:
-                async with self.pool.connection() as connection:
-                    yield connection
+        return _Connection(self.pool, self._held_connection())
 
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[None]:
@@ -197,14 +191,63 @@ class _Held:
     connection: psycopg.AsyncConnection[Any]
 
 
+class _Connection:
+    """`async with` gives the atomic block's connection, or one borrowed from the pool for the
+    block and handed back after it. Written as a class rather than with generator-based context
+    managers, because every statement outside a block passes here: this is a request's whole
+    cost of borrowing, beside the pool's own. (Without the connection's own `async with`: on
+    an autocommit connection its commit has nothing to do, and the pool rolls back or replaces
+    a connection returned mid-transaction or broken.)"""
+
+    __slots__ = ("_borrowed", "_connection", "_pool")
+
+    def __init__(
+        self, pool: AsyncConnectionPool, held: psycopg.AsyncConnection[Any] | None
+    ) -> None:
+        self._pool = pool
+        self._connection = held
+        self._borrowed = held is None
+
+    async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
+        if self._connection is None:
+            try:
+                self._connection = await self._pool.getconn()
+            except Exception as error:
+                raise _translated(error) from error
+        return self._connection
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._borrowed and self._connection is not None:
+            try:
+                await self._pool.putconn(self._connection)
+            except Exception as error:
+                raise _translated(error) from error
+        if isinstance(exc, Exception) and (translated := _translated(exc)) is not exc:
+            raise translated from exc
+
+
+def _translated(error: Exception) -> Exception:
+    """What the application is told of a failure of the pool or the connection."""
+    if isinstance(error, TooManyRequests):
+        return ServerBusy(retry_after_seconds=1)
+    if isinstance(error, psycopg.OperationalError | PoolTimeout):
+        return StorageUnavailable()
+    return error
+
+
 @contextmanager
 def _translated_failures() -> Iterator[None]:
     try:
         yield
-    except TooManyRequests as error:
-        raise ServerBusy(retry_after_seconds=1) from error
-    except (psycopg.OperationalError, PoolTimeout) as error:
-        raise StorageUnavailable() from error
+    except Exception as error:
+        if (translated := _translated(error)) is not error:
+            raise translated from error
+        raise
 
 
 async def ping(pool: AsyncConnectionPool, timeout: float = 2.0) -> bool:  # noqa: ASYNC109

@@ -16,7 +16,6 @@ from entrypoints.http.edge import (
     ObservedRequests,
     ProblemPreflights,
     ResourceMethods,
-    SecurityHeaders,
 )
 from entrypoints.http.errors import EXCEPTION_HANDLERS, PROBLEM_JSON
 from entrypoints.http.health import health, liveness
@@ -99,11 +98,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
     # Outermost first: every answer, even one refused before routing, is logged, counted,
     # carries its request id and the security headers.
     app.asgi_handler = ObservedRequests(
-        SecurityHeaders(
-            ProblemPreflights(ResourceMethods(app.asgi_handler, _allowed_methods(app))),
-            auth_path_prefix=AUTH_PATH_PREFIX,
-        ),
+        ProblemPreflights(ResourceMethods(app.asgi_handler, _allowed_methods(app))),
         metrics,
+        auth_path_prefix=AUTH_PATH_PREFIX,
     )
     return app
 

@@ -3,8 +3,8 @@
 import logging
 import re
 import time
-import uuid
 from collections.abc import Mapping
+from secrets import token_hex
 from typing import Any, cast
 
 from litestar.enums import ScopeType
@@ -22,31 +22,45 @@ _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 class ObservedRequests:
     """Gives each request an id (a sane incoming X-Request-ID, or a new one), echoes it, puts
-    it on every log record of the request, and logs and counts the request once answered."""
+    it on every log record of the request, and logs and counts the request once answered.
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    Every answer, errors and preflights included, also gets the security headers: nosniff,
+    and no caching of anything the auth endpoints answer (tokens, account data). They are set
+    here, in the one layer every request passes anyway, rather than in a layer of their own."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, *, auth_path_prefix: str) -> None:
         self._app = app
         self._metrics = metrics
+        self._auth_path_prefix = auth_path_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await self._app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
-        rid = incoming if incoming and _SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        # 32 hex digits, like a UUID's, without building one.
+        rid = incoming if incoming and _SANE_REQUEST_ID.fullmatch(incoming) else token_hex(16)
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500  # what the client sees if the app fails before answering
+        security = (
+            _AUTH_HEADERS if scope["path"].startswith(self._auth_path_prefix) else _HEADERS
+        )
+        added = [(b"x-request-id", rid.encode()), *security]
+        replaced = _REPLACED[security]
 
-        async def send_with_id(message: Message) -> None:
+        async def send_observed(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                message["headers"] = [
+                    *(h for h in message.get("headers", ()) if h[0].lower() not in replaced),
+                    *added,
+                ]
             await send(message)
 
         try:
-            await self._app(scope, receive, send_with_id)
+            await self._app(scope, receive, send_observed)
         finally:
             elapsed = time.perf_counter() - started
             route = cast(dict[str, Any], scope).get("path_template") or "unmatched"
@@ -74,30 +88,13 @@ class ObservedRequests:
             request_id.reset(token)
 
 
-class SecurityHeaders:
-    """On every response, errors and preflights included: nosniff; and no caching of anything
-    the auth endpoints answer (tokens, account data)."""
-
-    def __init__(self, app: ASGIApp, *, auth_path_prefix: str) -> None:
-        self._app = app
-        self._auth_path_prefix = auth_path_prefix
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await self._app(scope, receive, send)
-            return
-        extra = [(b"x-content-type-options", b"nosniff")]
-        if scope["path"].startswith(self._auth_path_prefix):
-            extra.append((b"cache-control", b"no-store"))
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                names = {name.lower() for name, _ in extra}
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
-                message["headers"] = [*kept, *extra]
-            await send(message)
-
-        await self._app(scope, receive, send_with_headers)
+_HEADERS = ((b"x-content-type-options", b"nosniff"),)
+_AUTH_HEADERS = (*_HEADERS, (b"cache-control", b"no-store"))
+# Whatever the app said of the headers the layer adds, the layer's value is the one sent.
+_REPLACED = {
+    headers: frozenset({b"x-request-id", *(name for name, _ in headers)})
+    for headers in (_HEADERS, _AUTH_HEADERS)
+}
 
 
 class ProblemPreflights:

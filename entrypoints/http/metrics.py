@@ -39,10 +39,21 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_Resources(services))
+        # Each (method, route, status)'s two series, found once: labels() validates and locks
+        # on every call. Bounded: routes are templates, methods those the HTTP parser knows.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self._requests.labels(method, route, str(status)).inc()
-        self._latency.labels(method, route).observe(seconds)
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (
+                self._requests.labels(method, route, str(status)),
+                self._latency.labels(method, route),
+            )
+        requests, latency = series
+        requests.inc()
+        latency.observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -13,7 +13,7 @@ from adapters.embedded import start_embedded_postgres
 from adapters.password_strength import ZxcvbnStrengthMeter
 from adapters.passwords import BcryptHasher
 from adapters.postgres.identities import PostgresLinkedIdentities
-from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool, ping
+from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
 from adapters.postgres.repositories import (
     PostgresIdempotencyStore,
     PostgresLoginAttemptStore,
@@ -47,7 +47,7 @@ class Services:
         self.pool = pool
         clock = clock or SystemClock()
         ids = RandomIds()
-        database = PostgresDatabase(pool)
+        self.database = database = PostgresDatabase(pool)
         # One hasher for the process: its bound on concurrent hashing must be shared.
         self._hasher = hasher or BcryptHasher(settings.bcrypt_rounds)
         throttle = LoginThrottle(
@@ -99,7 +99,7 @@ class Services:
         )
 
     async def database_reachable(self) -> bool:
-        return await ping(self.pool)
+        return await self.database.reachable()
 
     @property
     def password_hashes_waiting(self) -> int:

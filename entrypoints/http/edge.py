@@ -43,9 +43,7 @@ class ObservedRequests:
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500  # what the client sees if the app fails before answering
-        security = (
-            _AUTH_HEADERS if scope["path"].startswith(self._auth_path_prefix) else _HEADERS
-        )
+        security = _AUTH_HEADERS if scope["path"].startswith(self._auth_path_prefix) else _HEADERS
         added = [(b"x-request-id", rid.encode()), *security]
         replaced = _REPLACED[security]
 

@@ -82,7 +82,7 @@ class _Resources(Collector):
         yield GaugeMetricFamily(
             "todo_api_db_pool_waiting",
             "Requests waiting for a database connection.",
-            value=stats.get("requests_waiting", 0),
+            value=services.database.waiting,
         )
         yield GaugeMetricFamily(
             "todo_api_password_hashing_waiting",

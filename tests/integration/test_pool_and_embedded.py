@@ -21,9 +21,9 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.embedded import _forget_dead_users, start_embedded_postgres
-from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool, ping
+from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
 from adapters.postgres.repositories import PostgresTaskRepository, PostgresUserRepository
-from application.errors import StorageUnavailable
+from application.errors import ServerBusy, StorageUnavailable
 from domain.users import User
 from tests.integration.support import opened_pool
 
@@ -102,7 +102,7 @@ async def test_ping_is_false_when_the_server_cannot_be_reached(
 ) -> None:
     started = time.monotonic()
 
-    assert await ping(unreachable_pool) is False
+    assert await PostgresDatabase(unreachable_pool).reachable() is False
 
     assert time.monotonic() - started < 5
 
@@ -136,7 +136,7 @@ async def test_repositories_on_an_unreachable_server_raise_storage_unavailable(
 
 
 async def test_ping_is_true_when_the_server_answers(pool: AsyncConnectionPool) -> None:
-    assert await ping(pool) is True
+    assert await PostgresDatabase(pool).reachable() is True
 
 
 async def test_a_connection_killed_during_a_call_is_storage_unavailable_and_the_pool_recovers(
@@ -148,7 +148,7 @@ async def test_a_connection_killed_during_a_call_is_storage_unavailable_and_the_
             terminate(clean_database, connection.info.backend_pid)
             await connection.execute("SELECT 1")
 
-    assert await ping(pool) is True
+    assert await PostgresDatabase(pool).reachable() is True
     assert await PostgresUserRepository(database).get(uuid.uuid4()) is None
 
 
@@ -166,7 +166,7 @@ async def test_a_connection_killed_in_an_atomic_block_is_storage_unavailable_and
                 terminate(clean_database, connection.info.backend_pid)
             await users.get(user.id)
 
-    assert await ping(pool) is True
+    assert await PostgresDatabase(pool).reachable() is True
     assert await users.get(user.id) is None
     async with database.atomic():  # blocks work again
         assert await users.add(user) == user
@@ -189,7 +189,7 @@ async def test_an_idle_connection_killed_by_the_server_is_replaced_before_use(
     assert pool.get_stats().get("connections_lost", 0) == 1
     async with database.connection() as replacement:
         assert replacement.info.backend_pid != pid
-    assert await ping(pool) is True
+    assert await PostgresDatabase(pool).reachable() is True
 
 
 async def test_a_healthy_idle_connection_is_lent_without_a_round_trip(
@@ -391,3 +391,111 @@ def test_the_embedded_server_stops_on_stop_although_a_killed_process_is_still_li
         for server in postgres_servers_of(pgdata):
             server.terminate()
             server.wait(10)
+
+
+# --- waiting for a connection ---------------------------------------------------------------
+
+
+async def test_requests_beyond_the_pool_wait_in_turn_and_are_all_served(
+    clean_database: str,
+) -> None:
+    """Twelve statements on two connections: each waits for one, in the order they came, and
+    the pool is never asked for more than it has (nothing waits inside psycopg_pool)."""
+    async with opened_pool(clean_database, min_size=2, max_size=2, timeout=10) as pool:
+        database = PostgresDatabase(pool)
+        served: list[int] = []
+        waiting_seen: list[int] = []
+
+        async def statement(number: int) -> None:
+            async with database.connection() as connection:
+                waiting_seen.append(database.waiting)
+                served.append(number)
+                await connection.execute("SELECT pg_sleep(0.02)")
+
+        await asyncio.gather(*(statement(number) for number in range(12)))
+
+        assert served == list(range(12))
+        # Ten waited; the first of them to get its turn left nine behind it. They waited in
+        # the line: the pool's own queue was never used.
+        assert max(waiting_seen) == 9
+        assert pool.get_stats().get("requests_queued", 0) == 0
+        assert database.waiting == 0
+
+
+async def test_a_request_that_gives_up_waiting_leaves_its_turn_to_the_next(
+    clean_database: str,
+) -> None:
+    async with opened_pool(clean_database, min_size=1, max_size=1, timeout=10) as pool:
+        database = PostgresDatabase(pool)
+        release = asyncio.Event()
+
+        async def holder() -> None:
+            async with database.connection():
+                await release.wait()
+
+        async def waiter() -> None:
+            async with database.connection() as connection:
+                await connection.execute("SELECT 1")
+
+        holding = asyncio.create_task(holder())
+        await asyncio.sleep(0)
+        impatient = asyncio.create_task(waiter())
+        patient = asyncio.create_task(waiter())
+        await asyncio.sleep(0.05)
+        assert database.waiting == 2
+        impatient.cancel()  # a client that went away
+        release.set()
+        await asyncio.wait_for(patient, timeout=5)
+        await holding
+        assert impatient.cancelled()
+        assert database.waiting == 0
+        # The connection is free again for the next one, at once.
+        async with asyncio.timeout(1), database.connection() as connection:
+            await connection.execute("SELECT 1")
+
+
+async def test_waiting_past_the_pool_timeout_is_storage_unavailable_and_frees_nothing_twice(
+    clean_database: str,
+) -> None:
+    async with opened_pool(clean_database, min_size=1, max_size=1, timeout=0.2) as pool:
+        database = PostgresDatabase(pool)
+        async with database.connection():
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailable):
+                async with database.connection():
+                    pass
+            assert 0.15 < time.monotonic() - started < 2
+            assert database.waiting == 0
+            assert await database.reachable(timeout=0.1) is False  # no connection free
+        # One connection, lent again once given back; a second borrower still waits.
+        async with database.connection():
+            with pytest.raises(StorageUnavailable):
+                async with database.connection():
+                    pass
+        assert await database.reachable() is True
+
+
+async def test_beyond_max_waiting_a_request_is_refused_at_once_as_busy(
+    clean_database: str,
+) -> None:
+    async with opened_pool(
+        clean_database, min_size=1, max_size=1, timeout=10, max_waiting=2
+    ) as pool:
+        database = PostgresDatabase(pool)
+        release = asyncio.Event()
+
+        async def borrower() -> None:
+            async with database.connection():
+                await release.wait()
+
+        tasks = [asyncio.create_task(borrower()) for _ in range(3)]  # one holds, two wait
+        await asyncio.sleep(0.05)
+        assert database.waiting == 2
+        started = time.monotonic()
+        with pytest.raises(ServerBusy):
+            async with database.connection():
+                pass
+        assert time.monotonic() - started < 1
+        release.set()
+        await asyncio.gather(*tasks)
+        assert database.waiting == 0

@@ -1,5 +1,6 @@
 """The Litestar application factory."""
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -47,6 +48,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
                 app.state.services = opened
                 # The decoy hash makes even the first login of an unknown email cost a bcrypt.
                 await opened.accounts.warm_up()
+                _spare_collections_the_start_up()
                 yield
 
     app = Litestar(
@@ -103,6 +105,16 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
         auth_path_prefix=AUTH_PATH_PREFIX,
     )
     return app
+
+
+def _spare_collections_the_start_up() -> None:
+    """What the start made (the app, its routes and models, the libraries' modules) lives as
+    long as the process, yet every full collection of the garbage collector would walk it
+    all again, holding up every request in flight: tens of milliseconds at the 99th
+    percentile under load (issue 13). Collected once, then frozen: later collections look
+    only at what was made since."""
+    gc.collect()
+    gc.freeze()
 
 
 def _allowed_methods(app: Litestar) -> dict[str, str]:

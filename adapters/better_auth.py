@@ -11,10 +11,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import httpx
 import jwt
 
-from adapters.tokens import ASYMMETRIC_ALGORITHMS, LEEWAY, token_times
+from adapters.tokens import ASYMMETRIC_ALGORITHMS, LEEWAY, VerifiedTokens, token_times
 from application.errors import (
     IdentityProviderUnavailable,
     InvalidToken,
@@ -48,6 +47,8 @@ class JwksUnavailable(Exception):
 
 def http_jwks_fetcher(url: str, *, timeout: float = FETCH_TIMEOUT_SECONDS) -> JwksFetcher:
     """Fetches the key set over HTTP(S), on the event loop, without blocking it."""
+    # Imported here, when Better Auth is configured: a process without it is 5 MB smaller.
+    import httpx
 
     async def fetch() -> Mapping[str, Any]:
         try:
@@ -151,8 +152,21 @@ class BetterAuthTokens:
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
+        # With the kid and the key that verified each: the frontend sends its token with every
+        # request, and an Ed25519 or RSA check costs a request's worth of work.
+        self._verified: VerifiedTokens[tuple[str, jwt.PyJWK, TokenClaims]] = VerifiedTokens()
 
     async def verify(self, token: str) -> TokenClaims:
+        known = self._verified.get(token)
+        # The key is asked for on every use, so a remembered token stops being accepted when
+        # its key does: removed from the set, or replaced under its kid.
+        if known is not None and await self._keys.key(known[0]) is known[1]:
+            return known[2]
+        kid, key, claims = await self._verified_afresh(token)
+        self._verified.add(token, claims.expires_at, (kid, key, claims))
+        return claims
+
+    async def _verified_afresh(self, token: str) -> tuple[str, jwt.PyJWK, TokenClaims]:
         try:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError:
@@ -178,7 +192,7 @@ class BetterAuthTokens:
             raise InvalidTokenSignature() from None
         except jwt.PyJWTError:
             raise InvalidToken() from None
-        return _claims(claims)
+        return kid, key, _claims(claims)
 
 
 def _claims(claims: dict[str, Any]) -> TokenClaims:

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 import psycopg
 from psycopg import sql
 
@@ -63,6 +62,8 @@ def _forget_dead_users(pgdata: Path) -> None:
             pids = json.loads(handles.read_text())
         except (OSError, ValueError):
             return
+        import psutil  # here: only a process that starts the embedded server needs it
+
         alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
         if alive != pids:
             handles.write_text(json.dumps(alive))

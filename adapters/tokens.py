@@ -3,9 +3,9 @@
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import jwt
 
@@ -23,9 +23,38 @@ GENERATION_CLAIM = "gen"
 """The user's token generation at issue (a logout-all or password change starts a new one)."""
 
 VERIFIED_TOKENS_KEPT = 4096
-"""The most recently used verified tokens, remembered so that their signatures are not checked
-again: a few MB for tokens as this service issues them, at most about 40 MB for tokens as long
-as the Authorization header allows (which only holders of the secret can sign)."""
+"""The most recently used verified tokens a verifier remembers, so that their signatures are
+not checked again: a few MB for tokens as this service or Better Auth issue them, at most
+about 40 MB for tokens as long as the Authorization header allows (which only holders of the
+signing key can sign)."""
+
+_Found = TypeVar("_Found")
+
+
+class VerifiedTokens(Generic[_Found]):
+    """Tokens verified lately, each with what its verification found. A client sends the same
+    token with every request: its signature is checked once, its expiry on every use. (Once
+    accepted, a token's iat and nbf only grow older; one that has expired since is forgotten
+    here, and decoded again to fail as any expired token does.)"""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, tuple[float, _Found]] = OrderedDict()
+
+    def get(self, token: str) -> _Found | None:
+        entry = self._entries.get(token)
+        if entry is None or time.time() >= entry[0]:
+            return None
+        self._entries.move_to_end(token)
+        return entry[1]
+
+    def add(self, token: str, expires_at: datetime, found: _Found) -> None:
+        self._entries[token] = (expires_at.timestamp() + _LEEWAY_SECONDS, found)
+        if len(self._entries) > VERIFIED_TOKENS_KEPT:
+            self._entries.popitem(last=False)
+
+    def __iter__(self) -> Iterator[str]:
+        """The tokens remembered, the least recently used first."""
+        return iter(self._entries)
 
 
 class JwtTokenService:
@@ -42,7 +71,7 @@ class JwtTokenService:
         self._secret = secret
         self._verification_secrets = (secret, *previous_secrets)
         self._lifetime = lifetime
-        self._verified: OrderedDict[str, TokenClaims] = OrderedDict()
+        self._verified: VerifiedTokens[TokenClaims] = VerifiedTokens()
 
     def issue(self, user: User, now: datetime) -> IssuedToken:
         claims = {
@@ -59,17 +88,11 @@ class JwtTokenService:
         return self.decode(token)
 
     def decode(self, token: str) -> TokenClaims:
-        # A client sends the same token with every request: its signature is checked once,
-        # its expiry on every use. (Once accepted, a token's iat and nbf only grow older; one
-        # that has expired since is decoded again, to fail as any expired token does.)
         known = self._verified.get(token)
-        if known is not None and time.time() < known.expires_at.timestamp() + _LEEWAY_SECONDS:
-            self._verified.move_to_end(token)
+        if known is not None:
             return known
         claims = self._decoded(token)
-        self._verified[token] = claims
-        if len(self._verified) > VERIFIED_TOKENS_KEPT:
-            self._verified.popitem(last=False)
+        self._verified.add(token, claims.expires_at, claims)
         return claims
 
     def _decoded(self, token: str) -> TokenClaims:

@@ -136,6 +136,60 @@ async def test_an_expiry_within_the_leeway_is_accepted(verifier: BetterAuthToken
     assert claims.subject == SUBJECT
 
 
+# --- verified tokens remembered ----------------------------------------------------------------
+
+
+async def test_a_remembered_token_gives_the_claims_of_its_first_verification(
+    verifier: BetterAuthTokens, jwks: FakeJwks, clock: FakeClock
+) -> None:
+    token = EDDSA.sign(better_auth_claims())
+
+    first, again = await verifier.verify(token), await verifier.verify(token)
+
+    fresh = BetterAuthTokens(JwksKeys(jwks, clock=clock), issuer=BETTER_AUTH, audience=BETTER_AUTH)
+    assert first == again == await fresh.verify(token)
+    assert list(verifier._verified) == [token]
+
+
+async def test_a_remembered_token_does_not_vouch_for_another_signature(
+    verifier: BetterAuthTokens,
+) -> None:
+    genuine = EDDSA.sign(better_auth_claims())
+    await verifier.verify(genuine)
+    header, payload, _ = genuine.split(".")
+    impostor = SigningKey("EdDSA", EDDSA.kid).sign(better_auth_claims())
+
+    with pytest.raises(InvalidTokenSignature):
+        await verifier.verify(f"{header}.{payload}.{impostor.split('.')[2]}")
+
+
+async def test_a_remembered_token_stops_working_when_its_key_is_replaced_under_its_kid(
+    jwks: FakeJwks, verifier: BetterAuthTokens, clock: FakeClock
+) -> None:
+    token = EDDSA.sign(better_auth_claims())
+    await verifier.verify(token)
+    jwks.keys = [SigningKey("EdDSA", EDDSA.kid)]  # a new key under the old name
+
+    clock.now += 600  # the set is refreshed
+
+    with pytest.raises(InvalidTokenSignature):
+        await verifier.verify(token)
+
+
+async def test_a_remembered_token_is_refused_as_expired_once_it_expires(
+    verifier: BetterAuthTokens,
+) -> None:
+    now = time.time()
+    # Within the 30 s leeway for one more second.
+    token = EDDSA.sign(better_auth_claims(iat=int(now) - 900, exp=now - 29))
+    assert (await verifier.verify(token)).subject == SUBJECT
+
+    await asyncio.sleep(1.2)
+
+    with pytest.raises(TokenExpired):
+        await verifier.verify(token)
+
+
 async def test_a_token_signed_by_another_key_under_a_known_kid_has_a_bad_signature(
     verifier: BetterAuthTokens,
 ) -> None:

@@ -144,7 +144,7 @@ def _run(arguments: argparse.Namespace) -> None:
 def _serve(settings: Settings, migrator: Migrator, host: str, port: int, workers: int) -> None:
     import uvicorn
 
-    from entrypoints.http.app import create_app
+    from entrypoints.http.app import create_server_app
 
     for applied in migrator.apply():
         logging.getLogger("todo_api").info("applied migration %s", applied)
@@ -162,7 +162,7 @@ def _serve(settings: Settings, migrator: Migrator, host: str, port: int, workers
         "ws": "none",  # no WebSocket routes: their protocol is not even loaded
     }
     if workers == 1:
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        uvicorn.run(create_server_app(settings), **options)  # type: ignore[arg-type]
         return
     # Worker processes build their own app from the environment: hand them the database this
     # process resolved (maybe the embedded one) and the secret it loaded (maybe generated).

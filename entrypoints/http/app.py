@@ -49,7 +49,6 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
                 app.state.services = opened
                 # The decoy hash makes even the first login of an unknown email cost a bcrypt.
                 await opened.accounts.warm_up()
-                _settle_after_start()
                 yield
 
     app = Litestar(
@@ -108,17 +107,23 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
     return app
 
 
-def _settle_after_start() -> None:
-    """What the start made (the app, its routes and models, the libraries' modules) lives as
-    long as the process, yet every full collection of the garbage collector would walk it
-    all again, holding up every request in flight: tens of milliseconds at the 99th
-    percentile under load (issue 13). Collected once, then frozen: later collections look
-    only at what was made since. And what the start used and freed (imports, the migrations,
-    building the app) goes back to the system: about 5 MB that glibc's allocator would
-    otherwise keep for the life of the process."""
+def create_server_app(settings: Settings) -> Litestar:
+    """The app of a process that serves it and does nothing else (`todo-api serve`, each of its
+    workers, `uvicorn --factory`), settled once made.
+
+    What the start made (the libraries' modules, the migrations' leftovers, the app with its
+    routes, models and OpenAPI document) lives as long as the process, yet every full
+    collection of the garbage collector would walk it all again, holding up every request in
+    flight: tens of milliseconds at the 99th percentile under load (issue 13). It is
+    collected once, then frozen: later collections look only at what was made since. And
+    what the start used and freed goes back to the system: about 5 MB that glibc's
+    allocator would otherwise keep for the life of the process. (Not done by create_app: a
+    process that only embeds the app, such as a test session, keeps its heap to itself.)"""
+    app = create_app(settings)
     gc.collect()
     gc.freeze()
     _give_back_freed_memory()
+    return app
 
 
 def _give_back_freed_memory() -> None:
@@ -155,4 +160,4 @@ def create_app_from_environment() -> Litestar:
     """For `uvicorn --factory` and for each worker process of `todo-api serve --workers N`."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return create_server_app(settings)

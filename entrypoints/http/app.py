@@ -109,7 +109,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
 
 def create_server_app(settings: Settings) -> Litestar:
     """The app of a process that serves it and does nothing else (`todo-api serve`, each of its
-    workers, `uvicorn --factory`), settled once made.
+    workers, `uvicorn --factory`), settled once started.
 
     What the start made (the libraries' modules, the migrations' leftovers, the app with its
     routes, models and OpenAPI document) lives as long as the process, yet every full
@@ -120,10 +120,14 @@ def create_server_app(settings: Settings) -> Litestar:
     allocator would otherwise keep for the life of the process. (Not done by create_app: a
     process that only embeds the app, such as a test session, keeps its heap to itself.)"""
     app = create_app(settings)
+    app.on_startup.append(_settle)  # once the lifespan has opened the pool, warmed up
+    return app
+
+
+def _settle() -> None:
     gc.collect()
     gc.freeze()
     _give_back_freed_memory()
-    return app
 
 
 def _give_back_freed_memory() -> None:

@@ -51,12 +51,12 @@ def unreachable() -> Iterator[Client]:
 def test_a_serving_process_freezes_what_its_start_made_out_of_garbage_collections() -> None:
     # The app, its routes and the libraries live as long as the process: full collections
     # would walk them on every pass, pausing requests in flight (issue 13's p99).
-    settings = make_settings(UNREACHABLE_DATABASE)
-    create_app(settings)
-    assert gc.get_freeze_count() == 0  # an app embedded in a process leaves its heap alone
+    settings = make_settings(UNREACHABLE_DATABASE, pool_timeout_seconds=0.5)
+    with TestClient(create_app(settings)):
+        assert gc.get_freeze_count() == 0  # an app embedded in a process leaves its heap alone
     try:
-        create_server_app(settings)
-        assert gc.get_freeze_count() > 10_000
+        with TestClient(create_server_app(settings)):
+            assert gc.get_freeze_count() > 10_000
     finally:
         gc.unfreeze()  # back to the test session
 

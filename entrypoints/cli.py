@@ -159,7 +159,6 @@ def _serve(settings: Settings, migrator: Migrator, host: str, port: int, workers
         "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
         "log_config": None,  # ours, set by configure_logging: JSON lines or console
         "access_log": False,  # the app logs each request itself, with its id and user
-        "ws": "none",  # no WebSocket routes: their protocol is not even loaded
     }
     if workers == 1:
         uvicorn.run(create_server_app(settings), **options)  # type: ignore[arg-type]

@@ -229,7 +229,8 @@ class _WaitingLine:
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
-        self._free = asyncio.Semaphore(pool.max_size)
+        # Bounded: a turn handed back twice would raise rather than let one borrower too many in.
+        self._free = asyncio.BoundedSemaphore(pool.max_size)
         self.waiting = 0
 
     async def borrow(self, timeout: float | None = None) -> psycopg.AsyncConnection[Any]:  # noqa: ASYNC109
@@ -292,7 +293,8 @@ class _Connection:
         traceback: TracebackType | None,
     ) -> None:
         if self._borrowed and self._connection is not None:
-            await self._line.give_back(self._connection)
+            connection, self._connection = self._connection, None  # handed back once only
+            await self._line.give_back(connection)
         if isinstance(exc, Exception) and (translated := _translated(exc)) is not exc:
             raise translated from exc
 

@@ -9,6 +9,7 @@ from prometheus_client.registry import Collector
 from entrypoints.bootstrap import Services
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -40,10 +41,12 @@ class Metrics:
         )
         self.registry.register(_Resources(services))
         # Each (method, route, status)'s two series, found once: labels() validates and locks
-        # on every call. Bounded: routes are templates, methods those the HTTP parser knows.
+        # on every call. Bounded: routes are templates, and a method no route has is "OTHER"
+        # (some HTTP parsers let any word through as a method).
         self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method if method in _METHODS else "OTHER"
         key = (method, route, status)
         series = self._series.get(key)
         if series is None:

@@ -1056,6 +1056,26 @@ def test_metrics_count_requests_by_method_route_and_status(client: Client, alice
     assert "# TYPE todo_api_http_request_duration_seconds histogram" in text
 
 
+def test_metrics_count_methods_no_route_has_as_other(client: Client) -> None:
+    # Some HTTP parsers pass any word through as a method: one series per word would grow
+    # without bound.
+    before = scrape(client)
+
+    for method in ("BREW", "PROPFIND", "X-ANYTHING"):
+        assert client.request(method, "/api/tasks").status_code == 405
+
+    after = scrape(client)
+    other = {
+        dict(labels)["route"]: value - before.get((name, labels), 0.0)
+        for (name, labels), value in after.items()
+        if name == REQUESTS
+        and ("method", "OTHER") in labels
+        and value > before.get((name, labels), 0.0)
+    }
+    assert other == {"unmatched": 3}, other  # no route answers these methods
+    assert not any(("method", "BREW") in labels for _, labels in after)
+
+
 def test_metrics_report_the_pool_and_the_password_hashing_queue(client: Client) -> None:
     samples = scrape(client)
 

@@ -449,6 +449,7 @@ async def test_a_request_that_gives_up_waiting_leaves_its_turn_to_the_next(
         await holding
         assert impatient.cancelled()
         assert database.waiting == 0
+        assert pool.get_stats().get("requests_queued", 0) == 0
         # The connection is free again for the next one, at once.
         async with asyncio.timeout(1), database.connection() as connection:
             await connection.execute("SELECT 1")
@@ -467,12 +468,15 @@ async def test_waiting_past_the_pool_timeout_is_storage_unavailable_and_frees_no
             assert 0.15 < time.monotonic() - started < 2
             assert database.waiting == 0
             assert await database.reachable(timeout=0.1) is False  # no connection free
-        # One connection, lent again once given back; a second borrower still waits.
+        # One connection, lent again once given back; a second borrower still waits, in the
+        # line: had a turn been handed back twice, it would have got past the line and
+        # waited in the pool's own queue instead.
         async with database.connection():
             with pytest.raises(StorageUnavailable):
                 async with database.connection():
                     pass
         assert await database.reachable() is True
+        assert pool.get_stats().get("requests_queued", 0) == 0
 
 
 async def test_beyond_max_waiting_a_request_is_refused_at_once_as_busy(

@@ -1,9 +1,10 @@
 """In-memory adapters that really store things: for unit tests and demos, never production."""
 
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 from uuid import UUID
 
 from application.ports import (
@@ -17,6 +18,8 @@ from application.ports import (
 from domain.errors import EmailAlreadyRegistered
 from domain.tasks import Task, TaskPosition
 from domain.users import User
+
+_T = TypeVar("_T")
 
 
 class InMemoryUserRepository:
@@ -259,6 +262,11 @@ class InMemoryTransactions:
             for store, state in zip(self._stores, saved, strict=True):
                 vars(store).update(state)
             raise
+
+    async def atomically(self, work: Callable[[], Awaitable[_T]]) -> _T:
+        # One event loop and no locks: in-memory blocks never conflict, so never run twice.
+        async with self.atomic():
+            return await work()
 
 
 class InMemoryLoginAttemptStore:

@@ -92,3 +92,13 @@ class StorageUnavailable(RetryLater):
 
     def __init__(self, retry_after_seconds: int = 5) -> None:
         super().__init__(retry_after_seconds)
+
+
+class StatementTimedOut(StorageUnavailable):
+    """A statement ran past the database's statement_timeout or lock_timeout: the database is
+    up, but slower than a request may wait for it."""
+
+
+class TransactionConflict(StorageUnavailable):
+    """The database aborted a transaction for a conflict with a concurrent one (a deadlock, a
+    serialization failure). Nothing of it took effect; a fresh attempt usually succeeds."""

@@ -1,15 +1,17 @@
 """The ports: what the use cases need from the outside world, owned by the application core."""
 
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from application.errors import TokenRevoked, UserNotFound
 from domain.tasks import Task, TaskPosition
 from domain.users import User
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +276,12 @@ class Transactions(Protocol):
         """Every repository and store call made in the block, by the current task, takes
         effect together when the block ends, or not at all when it raises. Outside such a
         block each call takes effect on its own."""
+        ...
+
+    async def atomically(self, work: Callable[[], Awaitable[_T]]) -> _T:
+        """work() in one atomic block. A block that the database aborts for a conflict with
+        a concurrent one (TransactionConflict: a deadlock, a serialization failure) runs once
+        more from the start, in a fresh block; a second conflict is raised."""
         ...
 
 

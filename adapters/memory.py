@@ -189,10 +189,12 @@ class InMemoryRevocationStore:
         self._clock = clock
 
     async def revoke(self, token_key: str, expires_at: datetime) -> None:
-        if self._clock is not None:
-            now = self._clock.now()
-            self._revoked = {k: exp for k, exp in self._revoked.items() if exp > now}
-        self._revoked[token_key] = expires_at
+        self._revoked.setdefault(token_key, expires_at)
+
+    async def purge_expired(self, now: datetime) -> int:
+        kept = {k: exp for k, exp in self._revoked.items() if exp >= now}
+        purged, self._revoked = len(self._revoked) - len(kept), kept
+        return purged
 
     def is_revoked(self, token_key: str) -> bool:
         return token_key in self._revoked
@@ -280,13 +282,10 @@ class InMemoryLoginAttemptStore:
     async def record_failed_login(
         self, account_key: str, now: datetime, window: timedelta
     ) -> FailedLogins:
-        self._failures = {
-            k: f for k, f in self._failures.items() if f.window_started_at + window > now
-        }
         current = self._failures.get(account_key)
         recorded = (
             FailedLogins(1, now)
-            if current is None
+            if current is None or current.window_started_at + window <= now
             else FailedLogins(current.count + 1, current.window_started_at)
         )
         self._failures[account_key] = recorded
@@ -305,12 +304,22 @@ class InMemoryLoginAttemptStore:
         self._failures.pop(account_key, None)
 
     async def count_attempt(self, client: str, window_started_at: datetime) -> int:
-        self._attempts = {
-            key: n for key, n in self._attempts.items() if key[1] >= window_started_at
-        }
         key = (client, window_started_at)
         self._attempts[key] = self._attempts.get(key, 0) + 1
         return self._attempts[key]
+
+    async def purge_expired(
+        self, *, failures_started_before: datetime, attempts_started_before: datetime
+    ) -> int:
+        failures = {
+            k: f
+            for k, f in self._failures.items()
+            if f.window_started_at >= failures_started_before
+        }
+        attempts = {k: n for k, n in self._attempts.items() if k[1] >= attempts_started_before}
+        purged = len(self._failures) - len(failures) + len(self._attempts) - len(attempts)
+        self._failures, self._attempts = failures, attempts
+        return purged
 
 
 class InMemoryIdempotencyStore:
@@ -320,15 +329,20 @@ class InMemoryIdempotencyStore:
     async def claim(
         self, owner_id: UUID, key: str, fingerprint: str, now: datetime, ttl: timedelta
     ) -> EarlierCreation | None:
-        self._claims = {k: v for k, v in self._claims.items() if v[1] >= now - ttl}
-        if (owner_id, key) in self._claims:
-            return self._claims[(owner_id, key)][0]
+        earlier = self._claims.get((owner_id, key))
+        if earlier is not None and earlier[1] >= now - ttl:
+            return earlier[0]
         self._claims[(owner_id, key)] = (EarlierCreation(fingerprint, None), now)
         return None
 
     async def record(self, owner_id: UUID, key: str, task: Task) -> None:
         claim, claimed_at = self._claims[(owner_id, key)]
         self._claims[(owner_id, key)] = (replace(claim, task=task), claimed_at)
+
+    async def purge_expired(self, claimed_before: datetime) -> int:
+        kept = {k: v for k, v in self._claims.items() if v[1] >= claimed_before}
+        purged, self._claims = len(self._claims) - len(kept), kept
+        return purged
 
 
 class FixedClock:

@@ -201,6 +201,11 @@ class IdempotencyStore(Protocol):
         """Stores the task created under the owner's claimed key."""
         ...
 
+    async def purge_expired(self, claimed_before: datetime) -> int:
+        """Forgets every owner's keys claimed before the moment; returns how many (background
+        work: a claim never needs it, as it treats an expired key as free)."""
+        ...
+
 
 class PasswordHasher(Protocol):
     """Slow by design; implementations must not block the event loop, and raise ServerBusy
@@ -227,7 +232,11 @@ class RevocationStore(Protocol):
     """Logged-out tokens, shared by every process of the service."""
 
     async def revoke(self, token_key: str, expires_at: datetime) -> None:
-        """Remembers the token until it would expire anyway, and forgets expired ones."""
+        """Remembers the token until it would expire anyway."""
+        ...
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Forgets tokens that have expired anyway; returns how many."""
         ...
 
 
@@ -306,8 +315,7 @@ class LoginAttemptStore(Protocol):
     async def record_failed_login(
         self, account_key: str, now: datetime, window: timedelta
     ) -> FailedLogins:
-        """Counts one more failure; a failure after the window has passed starts a new one.
-        Forgets windows that are over."""
+        """Counts one more failure; a failure after the window has passed starts a new one."""
         ...
 
     async def release_failed_login(self, account_key: str) -> None:
@@ -317,8 +325,14 @@ class LoginAttemptStore(Protocol):
     async def clear_failed_logins(self, account_key: str) -> None: ...
 
     async def count_attempt(self, client: str, window_started_at: datetime) -> int:
-        """Counts one attempt of the client in the window; returns the window's count so far.
-        Forgets older windows."""
+        """Counts one attempt of the client in the window; returns the window's count so far."""
+        ...
+
+    async def purge_expired(
+        self, *, failures_started_before: datetime, attempts_started_before: datetime
+    ) -> int:
+        """Forgets failed-login windows that started before the first moment and attempt
+        windows that started before the second; returns how many."""
         ...
 
 

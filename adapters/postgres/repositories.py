@@ -385,12 +385,18 @@ class PostgresRevocationStore:
     async def revoke(self, token_key: str, expires_at: datetime) -> None:
         async with self._database.connection() as connection:
             await connection.execute(
-                """WITH purged AS (DELETE FROM revoked_tokens WHERE expires_at < now())
-                   INSERT INTO revoked_tokens (token_key, expires_at)
+                """INSERT INTO revoked_tokens (token_key, expires_at)
                    VALUES (%(key)s, %(expires_at)s)
                    ON CONFLICT (token_key) DO NOTHING""",
                 {"key": token_key, "expires_at": expires_at},
             )
+
+    async def purge_expired(self, now: datetime) -> int:
+        async with self._database.connection() as connection:
+            cursor = await connection.execute(
+                "DELETE FROM revoked_tokens WHERE expires_at < %(now)s", {"now": now}
+            )
+            return cursor.rowcount
 
 
 class PostgresTokenSubjects:
@@ -433,12 +439,7 @@ class PostgresLoginAttemptStore:
     ) -> FailedLogins:
         async with self._database.connection() as connection:
             cursor = await connection.execute(
-                """WITH purged AS (
-                       DELETE FROM login_failures
-                       WHERE window_started_at <= %(expired_before)s
-                         AND account_key <> %(key)s
-                   )
-                   INSERT INTO login_failures AS f (account_key, failures, window_started_at)
+                """INSERT INTO login_failures AS f (account_key, failures, window_started_at)
                    VALUES (%(key)s, 1, %(now)s)
                    ON CONFLICT (account_key) DO UPDATE SET
                        failures = CASE WHEN f.window_started_at <= %(expired_before)s
@@ -479,10 +480,7 @@ class PostgresLoginAttemptStore:
     async def count_attempt(self, client: str, window_started_at: datetime) -> int:
         async with self._database.connection() as connection:
             cursor = await connection.execute(
-                """WITH purged AS (
-                       DELETE FROM auth_attempts WHERE window_started_at < %(window)s
-                   )
-                   INSERT INTO auth_attempts AS a (client, window_started_at, attempts)
+                """INSERT INTO auth_attempts AS a (client, window_started_at, attempts)
                    VALUES (%(client)s, %(window)s, 1)
                    ON CONFLICT (client, window_started_at)
                    DO UPDATE SET attempts = a.attempts + 1
@@ -493,6 +491,20 @@ class PostgresLoginAttemptStore:
             assert row is not None
             count: int = row[0]
             return count
+
+    async def purge_expired(
+        self, *, failures_started_before: datetime, attempts_started_before: datetime
+    ) -> int:
+        async with self._database.connection() as connection:
+            failures = await connection.execute(
+                "DELETE FROM login_failures WHERE window_started_at < %(before)s",
+                {"before": failures_started_before},
+            )
+            attempts = await connection.execute(
+                "DELETE FROM auth_attempts WHERE window_started_at < %(before)s",
+                {"before": attempts_started_before},
+            )
+            return failures.rowcount + attempts.rowcount
 
 
 class PostgresIdempotencyStore:
@@ -510,15 +522,16 @@ class PostgresIdempotencyStore:
             "expired_before": now - ttl,
         }
         async with self._database.connection() as connection:
-            await connection.execute(
-                "DELETE FROM idempotency_keys WHERE created_at < %(expired_before)s", params
-            )
             # A concurrent claim of the same key waits here until the first one's transaction
-            # ends, then finds its row.
+            # ends, then finds its row. An expired key is claimed afresh, as if forgotten
+            # (the background purge forgets them in bulk).
             inserted = await connection.execute(
-                """INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at)
+                """INSERT INTO idempotency_keys AS k (user_id, key, fingerprint, created_at)
                    VALUES (%(owner_id)s, %(key)s, %(fingerprint)s, %(now)s)
-                   ON CONFLICT (user_id, key) DO NOTHING
+                   ON CONFLICT (user_id, key) DO UPDATE
+                   SET fingerprint = EXCLUDED.fingerprint, task = NULL,
+                       created_at = EXCLUDED.created_at
+                   WHERE k.created_at < %(expired_before)s
                    RETURNING 1""",
                 params,
             )
@@ -551,6 +564,14 @@ class PostgresIdempotencyStore:
                    WHERE user_id = %(owner_id)s AND key = %(key)s""",
                 {"owner_id": owner_id, "key": key, "task": Jsonb(snapshot)},
             )
+
+    async def purge_expired(self, claimed_before: datetime) -> int:
+        async with self._database.connection() as connection:
+            cursor = await connection.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < %(before)s",
+                {"before": claimed_before},
+            )
+            return cursor.rowcount
 
 
 def _task_from_snapshot(owner_id: UUID, snapshot: dict[str, Any]) -> Task:

@@ -7,8 +7,10 @@ from datetime import datetime, timedelta
 from typing import TypeVar
 from uuid import UUID
 
+from adapters.system import SystemClock
 from application.ports import (
     Caller,
+    Clock,
     EarlierCreation,
     FailedLogins,
     TaskPage,
@@ -16,7 +18,7 @@ from application.ports import (
     ensure_admitted,
 )
 from domain.errors import EmailAlreadyRegistered
-from domain.tasks import Task, TaskPosition
+from domain.tasks import Task, TaskQuery, next_version
 from domain.users import User
 
 _T = TypeVar("_T")
@@ -81,23 +83,25 @@ class InMemoryUserRepository:
 
 
 class InMemoryTaskRepository:
-    """Tasks of the users of `users`, whose callers it admits as the statements of the
-    PostgreSQL repository do; deleting one of those users deletes their tasks."""
+    """Tasks of the users of `users`; deleting one of those users deletes their tasks. Moves
+    updated_at on every change as the database's trigger does, by the clock."""
 
     def __init__(
-        self, users: InMemoryUserRepository, revocations: "InMemoryRevocationStore"
+        self,
+        users: InMemoryUserRepository,
+        revocations: "InMemoryRevocationStore",
+        clock: "Clock | None" = None,
     ) -> None:
         self._tasks: dict[UUID, Task] = {}
         self._users = users
         self._revocations = revocations
+        self._clock = clock or SystemClock()
         users.cascade_to(self)
 
-    async def admit(self, caller: Caller) -> None:
-        self._admit(caller)
+    def for_caller(self, caller: Caller) -> "InMemoryCallerTasks":
+        return InMemoryCallerTasks(self, caller)
 
-    def _admit(self, caller: Caller | None) -> None:
-        if caller is None:
-            return
+    def admit(self, caller: Caller) -> None:
         user = self._users.stored(caller.user_id)
         ensure_admitted(
             revoked=caller.token_key is not None and self._revocations.is_revoked(caller.token_key),
@@ -105,49 +109,72 @@ class InMemoryTaskRepository:
             current=user is not None and user.accepts_token(caller.issued_at, caller.generation),
         )
 
-    async def add(self, task: Task, *, caller: Caller | None = None) -> Task:
-        self._admit(caller)
+    def delete_all_of(self, owner_id: UUID) -> None:
+        for task_id in [t.id for t in self._tasks.values() if t.owner_id == owner_id]:
+            del self._tasks[task_id]
+
+    def stored(self, task_id: UUID) -> Task | None:
+        """The task as stored, whoever owns it (for tests: not a port method)."""
+        return self._tasks.get(task_id)
+
+    def stored_of(self, owner_id: UUID) -> list[Task]:
+        """Every stored task of the owner (for tests: not a port method)."""
+        return [t for t in self._tasks.values() if t.owner_id == owner_id]
+
+
+class InMemoryCallerTasks:
+    """One caller's tasks, checked on every call as the PostgreSQL statements check them."""
+
+    def __init__(self, repository: InMemoryTaskRepository, caller: Caller) -> None:
+        self._repository = repository
+        self._caller = caller
+
+    @property
+    def _tasks(self) -> dict[UUID, Task]:
+        # Looked up each time: a rolled-back atomic block puts back a copy of the dict.
+        return self._repository._tasks
+
+    async def admit(self) -> None:
+        self._repository.admit(self._caller)
+
+    def _owned(self, task_id: UUID) -> Task | None:
+        self._repository.admit(self._caller)
+        task = self._tasks.get(task_id)
+        if task is not None:
+            task.ensure_owned_by(self._caller.user_id)
+        return task
+
+    async def add(self, task: Task) -> Task:
+        self._repository.admit(self._caller)
+        task.ensure_owned_by(self._caller.user_id)
         self._tasks[task.id] = task
         return task
 
-    async def get(
-        self, task_id: UUID, *, for_update: bool = False, caller: Caller | None = None
-    ) -> Task | None:
+    async def get(self, task_id: UUID, *, for_update: bool = False) -> Task | None:
         # One event loop, no await between a read and its write: nothing to lock.
-        self._admit(caller)
-        return self._tasks.get(task_id)
+        return self._owned(task_id)
 
-    async def list_for_owner(
-        self,
-        owner_id: UUID,
-        *,
-        completed: bool | None,
-        limit: int,
-        offset: int = 0,
-        after: TaskPosition | None = None,
-        caller: Caller | None = None,
-    ) -> TaskPage:
-        self._admit(caller)
+    async def list(self, query: TaskQuery) -> TaskPage:
+        self._repository.admit(self._caller)
         matching = [
             t
             for t in self._tasks.values()
-            if t.owner_id == owner_id and (completed is None or t.completed == completed)
+            if t.owner_id == self._caller.user_id
+            and (query.completed is None or t.completed == query.completed)
         ]
         matching.sort(key=lambda t: t.position, reverse=True)
-        following = [t for t in matching if after is None or t.position < after][offset:]
+        after = query.after
+        following = [t for t in matching if after is None or t.position < after][query.offset :]
         return TaskPage(
-            tasks=following[:limit], total=len(matching), has_more=len(following) > limit
+            tasks=following[: query.limit],
+            total=len(matching),
+            has_more=len(following) > query.limit,
         )
 
     async def update(
-        self,
-        task: Task,
-        *,
-        expected_versions: Collection[datetime] | None = None,
-        caller: Caller | None = None,
+        self, task: Task, *, expected_versions: Collection[datetime] | None = None
     ) -> Task | None:
-        self._admit(caller)
-        stored = self._tasks.get(task.id)
+        stored = self._mine(task.id)
         if stored is None or not _is_expected(stored, expected_versions):
             return None
         updated = replace(
@@ -155,28 +182,25 @@ class InMemoryTaskRepository:
             title=task.title,
             description=task.description,
             completed=task.completed,
-            updated_at=task.updated_at,
+            updated_at=next_version(stored.updated_at, self._repository._clock.now()),
         )
         self._tasks[task.id] = updated
         return updated
 
     async def delete(
-        self,
-        task_id: UUID,
-        *,
-        expected_versions: Collection[datetime] | None = None,
-        caller: Caller | None = None,
+        self, task_id: UUID, *, expected_versions: Collection[datetime] | None = None
     ) -> bool:
-        self._admit(caller)
-        stored = self._tasks.get(task_id)
+        stored = self._mine(task_id)
         if stored is None or not _is_expected(stored, expected_versions):
             return False
         del self._tasks[task_id]
         return True
 
-    def delete_all_of(self, owner_id: UUID) -> None:
-        for task_id in [t.id for t in self._tasks.values() if t.owner_id == owner_id]:
-            del self._tasks[task_id]
+    def _mine(self, task_id: UUID) -> Task | None:
+        # Writes match on the owner too: another user's task is as good as absent.
+        self._repository.admit(self._caller)
+        stored = self._tasks.get(task_id)
+        return stored if stored is not None and stored.owner_id == self._caller.user_id else None
 
 
 def _is_expected(task: Task, expected_versions: Collection[datetime] | None) -> bool:
@@ -276,7 +300,8 @@ class InMemoryLoginAttemptStore:
         self._failures: dict[str, FailedLogins] = {}
         self._attempts: dict[tuple[str, datetime], int] = {}
 
-    async def failed_logins(self, account_key: str) -> FailedLogins | None:
+    def failures_of(self, account_key: str) -> FailedLogins | None:
+        """What is counted for the key (for tests: not a port method)."""
         return self._failures.get(account_key)
 
     async def record_failed_login(

@@ -2,6 +2,7 @@
 token of an identity creates its local account, or links the account that has its email; later
 tokens find it. Tasks keep referring to the local account's id, so nothing else changes."""
 
+from contextlib import suppress
 from dataclasses import replace
 
 from application.errors import EmailNotVerifiedForLinking, InvalidToken
@@ -81,27 +82,28 @@ class AccountLinking:
             created_at=now,
             updated_at=now,
         )
-        try:
-            # One transaction: the account and its link are created together or not at all.
-            # Concurrent first requests meet at the unique email (the second waits for the
-            # first to commit, then finds its link) or at the unique identity.
-            async with self._transactions.atomic():
-                try:
-                    account = (await self._users.add(new)).id
-                except EmailAlreadyRegistered:
-                    if await self._identities.account_of(identity.issuer, identity.subject):
-                        raise _LinkedMeanwhile() from None
-                    existing = await self._users.get_by_email(email)
-                    if existing is None:
-                        return
-                    if not identity.email_verified:
-                        raise EmailNotVerifiedForLinking() from None
-                    account = existing.id
-                linked = await self._identities.link(identity.issuer, identity.subject, account)
-                if linked != account:
-                    raise _LinkedMeanwhile()
-        except _LinkedMeanwhile:
-            pass
+
+        # One transaction: the account and its link are created together or not at all.
+        # Concurrent first requests meet at the unique email (the second waits for the first
+        # to commit, then finds its link) or at the unique identity.
+        async def link_once() -> None:
+            try:
+                account = (await self._users.add(new)).id
+            except EmailAlreadyRegistered:
+                if await self._identities.account_of(identity.issuer, identity.subject):
+                    raise _LinkedMeanwhile() from None
+                existing = await self._users.get_by_email(email)
+                if existing is None:
+                    return
+                if not identity.email_verified:
+                    raise EmailNotVerifiedForLinking() from None
+                account = existing.id
+            linked = await self._identities.link(identity.issuer, identity.subject, account)
+            if linked != account:
+                raise _LinkedMeanwhile()
+
+        with suppress(_LinkedMeanwhile):
+            await self._transactions.atomically(link_once)
 
     async def _with_email(self, user: User, email: str) -> User:
         # An address changed in Better Auth follows here, unless another account has it.

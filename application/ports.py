@@ -8,7 +8,7 @@ from typing import Protocol, TypeVar
 from uuid import UUID
 
 from application.errors import TokenRevoked, UserNotFound
-from domain.tasks import Task, TaskPosition
+from domain.tasks import Task, TaskPosition, TaskQuery
 from domain.users import User
 
 _T = TypeVar("_T")
@@ -117,64 +117,56 @@ class UserRepository(Protocol):
 
 
 class TaskRepository(Protocol):
-    """Every method given a caller checks it in the same statement as its work, as
+    def for_caller(self, caller: Caller) -> "CallerTasks":
+        """The tasks as the caller may see and change them: every statement is bound to the
+        caller's user id and checks the caller."""
+        ...
+
+
+class CallerTasks(Protocol):
+    """One caller's tasks. Every statement carries the caller's user id, so that another
+    user's task is only ever seen as there and not the caller's (TaskAccessDenied) and never
+    changed; and every statement checks the caller in the same round trip as its work, as
     ensure_admitted reports it (TokenRevoked, UserNotFound): a refused caller learns nothing
     of any task and writes nothing, and a logout, cut-off or deletion committed before the
-    statement counts.
-    Without a caller the call is trusted (a later call of an atomic block that began by
-    checking it)."""
+    statement counts."""
 
-    async def admit(self, caller: Caller) -> None:
+    async def admit(self) -> None:
         """Only checks the caller: the first call of an atomic block."""
         ...
 
-    async def add(self, task: Task, *, caller: Caller | None = None) -> Task: ...
-
-    async def get(
-        self, task_id: UUID, *, for_update: bool = False, caller: Caller | None = None
-    ) -> Task | None:
-        """Any user's task: the use case applies the ownership rule. for_update, in an atomic
-        block, keeps other writers of the task waiting until the block ends (read, then
-        write)."""
+    async def add(self, task: Task) -> Task:
+        """Stores a new task of the caller's (TaskAccessDenied for anyone else's)."""
         ...
 
-    async def list_for_owner(
-        self,
-        owner_id: UUID,
-        *,
-        completed: bool | None,
-        limit: int,
-        offset: int = 0,
-        after: TaskPosition | None = None,
-        caller: Caller | None = None,
-    ) -> TaskPage:
-        """The owner's tasks, newest first (created_at, then id, descending) so pages are stable;
-        those after `after` when given (keyset paging, as cheap deep down as on top), then
-        `offset` skipped. The total counts every task matching the filter, whatever the page,
-        and costs the same however many tasks the owner has."""
+    async def get(self, task_id: UUID, *, for_update: bool = False) -> Task | None:
+        """The caller's task, None when no task has the id; TaskAccessDenied when another
+        user's has it. for_update, in an atomic block, keeps other writers of the task
+        waiting until the block ends (read, then write)."""
+        ...
+
+    async def list(self, query: TaskQuery) -> TaskPage:
+        """The caller's tasks that match the query, newest first (created_at, then id,
+        descending) so pages are stable; those after `query.after` when given (keyset paging,
+        as cheap deep down as on top), then `query.offset` skipped. The total counts every
+        task matching the filter, whatever the page, and costs the same however many tasks
+        the caller has."""
         ...
 
     async def update(
-        self,
-        task: Task,
-        *,
-        expected_versions: Collection[datetime] | None = None,
-        caller: Caller | None = None,
+        self, task: Task, *, expected_versions: Collection[datetime] | None = None
     ) -> Task | None:
-        """Stores the task's title, description and completed flag; returns the stored task,
-        or None when it no longer exists or, with expected_versions, when its stored
+        """Stores the caller's task's title, description and completed flag and moves its
+        updated_at strictly forward (domain.tasks.next_version); returns the stored task, or
+        None when the caller has no such task or, with expected_versions, when its stored
         updated_at is none of them (checked atomically with the write)."""
         ...
 
     async def delete(
-        self,
-        task_id: UUID,
-        *,
-        expected_versions: Collection[datetime] | None = None,
-        caller: Caller | None = None,
+        self, task_id: UUID, *, expected_versions: Collection[datetime] | None = None
     ) -> bool:
-        """False when there is no such task or, with expected_versions, when its updated_at is
-        none of them."""
+        """False when the caller has no such task or, with expected_versions, when its
+        updated_at is none of them."""
         ...
 
 
@@ -192,7 +184,8 @@ class IdempotencyStore(Protocol):
         self, owner_id: UUID, key: str, fingerprint: str, now: datetime, ttl: timedelta
     ) -> EarlierCreation | None:
         """Reserves the owner's key for a new creation (None), or returns what an earlier
-        request with that key recorded within ttl. Forgets keys older than ttl. Made in an
+        request with that key recorded within ttl; a key older than ttl is claimed afresh,
+        as if forgotten (purge_expired forgets them in bulk). Made in an
         atomic block, with the creation and its record: a claim in a block that is still
         open makes a concurrent claim of the key wait, and a block that fails frees it."""
         ...
@@ -309,8 +302,6 @@ class FailedLogins:
 
 class LoginAttemptStore(Protocol):
     """Counters against brute force, shared by every process of the service."""
-
-    async def failed_logins(self, account_key: str) -> FailedLogins | None: ...
 
     async def record_failed_login(
         self, account_key: str, now: datetime, window: timedelta

@@ -1,16 +1,17 @@
-"""Use cases of a user's todo list. Every one of them applies the ownership rule, to the caller
-that the task repository admits in the statement doing the work (one round trip)."""
+"""Use cases of a user's todo list, each on the caller's own tasks (TaskRepository.for_caller):
+another user's task is refused in the statement itself, and the caller is checked in the
+statement doing the work (one round trip)."""
 
 import hashlib
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from application.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from application.ports import (
     Caller,
+    CallerTasks,
     Clock,
     IdempotencyStore,
     IdGenerator,
@@ -18,39 +19,15 @@ from application.ports import (
     TaskRepository,
     Transactions,
 )
-from domain.errors import FieldError, TaskChanged, TaskNotFound, ValidationFailed
+from domain.errors import TaskChanged, TaskNotFound
 from domain.tasks import (
     Task,
     TaskChanges,
-    TaskPosition,
+    TaskQuery,
     apply_changes,
     new_task,
     validate_changes,
 )
-
-MAX_PAGE_SIZE = 1000
-DEFAULT_PAGE_SIZE = 100
-MAX_OFFSET = 2**53 - 1  # the largest integer every JSON client reads exactly
-
-
-@dataclass(frozen=True, slots=True)
-class TaskQuery:
-    completed: bool | None = None
-    limit: int = DEFAULT_PAGE_SIZE
-    offset: int = 0
-    after: TaskPosition | None = None
-    """Keyset paging: the page starts after this task (a previous page's next_position), and
-    skips `offset` more from there."""
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not 1 <= self.limit <= MAX_PAGE_SIZE:
-            problems.append(FieldError("limit", f"Must be between 1 and {MAX_PAGE_SIZE}"))
-        if not 0 <= self.offset <= MAX_OFFSET:
-            problems.append(FieldError("offset", f"Must be between 0 and {MAX_OFFSET}"))
-        if problems:
-            raise ValidationFailed(problems)
-
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 
@@ -72,14 +49,7 @@ class TaskService:
         self._ids = ids
 
     async def list(self, caller: Caller, query: TaskQuery) -> TaskPage:
-        return await self._tasks.list_for_owner(
-            caller.user_id,
-            completed=query.completed,
-            limit=query.limit,
-            offset=query.offset,
-            after=query.after,
-            caller=caller,
-        )
+        return await self._tasks.for_caller(caller).list(query)
 
     async def create(
         self,
@@ -103,16 +73,18 @@ class TaskService:
             completed=completed,
             now=now,
         )
+        tasks = self._tasks.for_caller(caller)
         if idempotency_key is None:
-            return await self._tasks.add(task, caller=caller)
+            return await tasks.add(task)
         fingerprint = hashlib.sha256(
             json.dumps([title, description, completed]).encode()
         ).hexdigest()
+
         # One block: a concurrent retry waits for this one's outcome, and a creation that
         # fails leaves the key free for the next retry.
-        async with self._transactions.atomic():
+        async def create_once() -> Task:
             # Checked first: a refused caller neither claims the key nor sees what it holds.
-            await self._tasks.admit(caller)
+            await tasks.admit()
             earlier = await self._idempotency.claim(
                 owner_id, idempotency_key, fingerprint, now, IDEMPOTENCY_WINDOW
             )
@@ -122,19 +94,14 @@ class TaskService:
                 if earlier.task is None:
                     raise IdempotencyKeyInUse()
                 return earlier.task
-            created = await self._tasks.add(task)
+            created = await tasks.add(task)
             await self._idempotency.record(owner_id, idempotency_key, created)
             return created
 
-    async def get(self, caller: Caller, task_id: UUID) -> Task:
-        return await self._owned(caller, task_id)
+        return await self._transactions.atomically(create_once)
 
-    async def _owned(self, caller: Caller, task_id: UUID, *, for_update: bool = False) -> Task:
-        task = await self._tasks.get(task_id, for_update=for_update, caller=caller)
-        if task is None:
-            raise TaskNotFound()
-        task.ensure_owned_by(caller.user_id)
-        return task
+    async def get(self, caller: Caller, task_id: UUID) -> Task:
+        return await _owned(self._tasks.for_caller(caller), task_id)
 
     async def update(
         self,
@@ -148,27 +115,29 @@ class TaskService:
         happens only if the task is still one of them; otherwise TaskChanged, and nothing
         changes: two browser tabs cannot silently overwrite each other."""
         changes = validate_changes(changes)
+        tasks = self._tasks.for_caller(caller)
         # Optimistic first: written only if the task is still the version just read, with no
         # lock and no transaction around the read. A concurrent writer in between (rare) sends
         # it down the locked path, where its changes apply to that writer's result instead of
         # undoing it.
-        task = await self._owned(caller, task_id)
+        task = await _owned(tasks, task_id)
         _ensure_expected(task, expected_versions)
         # The write checks the caller again: a logout that came after the read counts.
-        updated = await self._tasks.update(
-            apply_changes(task, changes, self._clock.now()),
-            expected_versions=[task.updated_at],
-            caller=caller,
+        updated = await tasks.update(
+            apply_changes(task, changes), expected_versions=[task.updated_at]
         )
         if updated is not None:
             return updated
-        async with self._transactions.atomic():
-            task = await self._owned(caller, task_id, for_update=True)
+
+        async def update_locked() -> Task:
+            task = await _owned(tasks, task_id, for_update=True)
             _ensure_expected(task, expected_versions)
-            updated = await self._tasks.update(apply_changes(task, changes, self._clock.now()))
+            updated = await tasks.update(apply_changes(task, changes))
             if updated is None:  # cannot happen while the row is locked; a fake has no locks
                 raise TaskNotFound()
             return updated
+
+        return await self._transactions.atomically(update_locked)
 
     async def delete(
         self,
@@ -177,15 +146,18 @@ class TaskService:
         *,
         expected_versions: Collection[datetime] | None = None,
     ) -> None:
-        await self.get(caller, task_id)
-        if not await self._tasks.delete(
-            task_id, expected_versions=expected_versions, caller=caller
-        ):
-            raise await self._why_unchanged(task_id)
+        tasks = self._tasks.for_caller(caller)
+        await _owned(tasks, task_id)
+        if not await tasks.delete(task_id, expected_versions=expected_versions):
+            # Deleted meanwhile, or changed since the version the caller expected.
+            raise TaskNotFound() if await tasks.get(task_id) is None else TaskChanged()
 
-    async def _why_unchanged(self, task_id: UUID) -> Exception:
-        # Deleted meanwhile, or changed since the version the caller expected.
-        return TaskNotFound() if await self._tasks.get(task_id) is None else TaskChanged()
+
+async def _owned(tasks: CallerTasks, task_id: UUID, *, for_update: bool = False) -> Task:
+    task = await tasks.get(task_id, for_update=for_update)
+    if task is None:
+        raise TaskNotFound()
+    return task
 
 
 def _ensure_expected(task: Task, expected_versions: Collection[datetime] | None) -> None:

@@ -31,6 +31,33 @@ class TaskPosition:
     id: UUID
 
 
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 100
+MAX_OFFSET = 2**53 - 1  # the largest integer every JSON client reads exactly
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    """Which of the owner's tasks a list shows, and which page of them: built by every
+    entrypoint, handed whole to the repository, which makes one statement of it."""
+
+    completed: bool | None = None
+    limit: int = DEFAULT_PAGE_SIZE
+    offset: int = 0
+    after: TaskPosition | None = None
+    """Keyset paging: the page starts after this task (a previous page's next_position), and
+    skips `offset` more from there."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 1 <= self.limit <= MAX_PAGE_SIZE:
+            problems.append(FieldError("limit", f"Must be between 1 and {MAX_PAGE_SIZE}"))
+        if not 0 <= self.offset <= MAX_OFFSET:
+            problems.append(FieldError("offset", f"Must be between 0 and {MAX_OFFSET}"))
+        if problems:
+            raise ValidationFailed(problems)
+
+
 @dataclass(frozen=True, slots=True)
 class Task:
     id: UUID
@@ -125,12 +152,18 @@ def validate_changes(changes: TaskChanges) -> TaskChanges:
     return changes
 
 
-def apply_changes(task: Task, changes: TaskChanges, now: datetime) -> Task:
-    """The task after a validated partial update. updated_at always moves strictly forward."""
+def apply_changes(task: Task, changes: TaskChanges) -> Task:
+    """The task after a validated partial update. Its updated_at is the store's to move: a
+    stored change always moves it strictly forward (next_version)."""
     return replace(
         task,
         title=task.title if changes.title is UNCHANGED else changes.title,
         description=task.description if changes.description is UNCHANGED else changes.description,
         completed=task.completed if changes.completed is UNCHANGED else changes.completed,
-        updated_at=max(now, task.updated_at + _TICK),
     )
+
+
+def next_version(stored: datetime, now: datetime) -> datetime:
+    """The updated_at of a stored change: now, yet strictly after the one before, even for two
+    changes within one clock tick or a clock stepping back (as the database's trigger does)."""
+    return max(now, stored + _TICK)

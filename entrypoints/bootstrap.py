@@ -12,16 +12,13 @@ from adapters.email import EmailValidatorPolicy
 from adapters.embedded import start_embedded_postgres
 from adapters.password_strength import ZxcvbnStrengthMeter
 from adapters.passwords import BcryptHasher
+from adapters.postgres.idempotency import PostgresIdempotencyStore
 from adapters.postgres.identities import PostgresLinkedIdentities
 from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
-from adapters.postgres.repositories import (
-    PostgresIdempotencyStore,
-    PostgresLoginAttemptStore,
-    PostgresRevocationStore,
-    PostgresTaskRepository,
-    PostgresTokenSubjects,
-    PostgresUserRepository,
-)
+from adapters.postgres.tasks import PostgresTaskRepository
+from adapters.postgres.throttling import PostgresLoginAttemptStore
+from adapters.postgres.tokens import PostgresRevocationStore, PostgresTokenSubjects
+from adapters.postgres.users import PostgresUserRepository
 from adapters.system import RandomIds, SystemClock
 from adapters.tokens import JwtTokenService, TokenKinds
 from application.accounts import AccountService

@@ -17,8 +17,8 @@ import psycopg
 from adapters.postgres.migrations import Migrator
 from adapters.postgres.pool import pooler_in
 from application.errors import ApplicationError, StorageUnavailable
-from application.tasks import MAX_PAGE_SIZE, TaskQuery
 from domain.errors import DomainError, ValidationFailed
+from domain.tasks import MAX_PAGE_SIZE, TaskQuery
 from entrypoints.bootstrap import Services, database_url, open_services
 from entrypoints.logs import configure_logging
 from entrypoints.problems import PROBLEMS

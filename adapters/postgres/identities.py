@@ -2,9 +2,24 @@
 
 from uuid import UUID
 
+from psycopg import sql
+
 from adapters.postgres.pool import PostgresDatabase
-from adapters.postgres.repositories import USER_COLUMNS, user_of
+from adapters.postgres.rows import USER_FIELDS, columns
+from adapters.postgres.tokens import SUBJECT_ROW
 from application.ports import TokenSubject
+
+# One row whatever is found: the revocation, the link and its account, one round trip.
+_FIND = (
+    sql.SQL("""SELECT EXISTS (SELECT FROM revoked_tokens WHERE token_key = %(key)s) AS revoked,
+                      {}
+               FROM (SELECT) AS one
+               LEFT JOIN linked_identities AS link
+                      ON link.issuer = %(issuer)s AND link.subject = %(subject)s
+               LEFT JOIN users ON users.id = link.user_id""")
+    .format(columns(USER_FIELDS, "users"))
+    .as_bytes(None)
+)
 
 
 class PostgresLinkedIdentities:
@@ -12,21 +27,15 @@ class PostgresLinkedIdentities:
         self._database = database
 
     async def find(self, issuer: str, subject: str, token_key: str) -> TokenSubject:
-        # One row whatever is found: the revocation, the link and its account, one round trip.
-        async with self._database.connection() as connection:
-            cursor = await connection.execute(
-                f"""SELECT EXISTS (SELECT FROM revoked_tokens WHERE token_key = %(key)s),
-                           {USER_COLUMNS}
-                    FROM (SELECT) AS one
-                    LEFT JOIN linked_identities AS link
-                           ON link.issuer = %(issuer)s AND link.subject = %(subject)s
-                    LEFT JOIN users ON users.id = link.user_id""",
-                {"issuer": issuer, "subject": subject, "key": token_key},
-            )
-            row = await cursor.fetchone()
-        assert row is not None
-        revoked, *user = row
-        return TokenSubject(user=None if user[0] is None else user_of(user), token_revoked=revoked)
+        async with (
+            self._database.connection() as connection,
+            connection.cursor(row_factory=SUBJECT_ROW) as cursor,
+        ):
+            await cursor.execute(_FIND, {"issuer": issuer, "subject": subject, "key": token_key})
+            found = await cursor.fetchone()
+        assert found is not None
+        (revoked,), user = found
+        return TokenSubject(user=user, token_revoked=revoked)
 
     async def account_of(self, issuer: str, subject: str) -> UUID | None:
         async with self._database.connection() as connection:

@@ -4,12 +4,12 @@ StorageUnavailable and ServerBusy."""
 import asyncio
 import select
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -17,6 +17,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 from psycopg_pool.base import AttemptWithBackoff
 
 from application.errors import ServerBusy, StorageUnavailable
+
+_T = TypeVar("_T")
 
 # psycopg_pool retries a lost connection after 1 s, then doubling each time: after a ten
 # second outage it would wait eight more before trying again. A steady half-second keeps
@@ -208,6 +210,10 @@ class PostgresDatabase:
                         self._held.reset(token)
         finally:
             await self._line.give_back(connection)
+
+    async def atomically(self, work: Callable[[], Awaitable[_T]]) -> _T:
+        async with self.atomic():
+            return await work()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,9 @@ from litestar.openapi import ResponseSpec
 from litestar.params import HeaderParameter, JSONBody, Parameter
 
 from application.ports import Caller
-from application.tasks import DEFAULT_PAGE_SIZE, MAX_OFFSET, MAX_PAGE_SIZE, TaskQuery, TaskService
+from application.tasks import TaskService
 from domain.errors import ValidationFailed
-from domain.tasks import Task, TaskChanges
+from domain.tasks import DEFAULT_PAGE_SIZE, MAX_OFFSET, MAX_PAGE_SIZE, Task, TaskChanges, TaskQuery
 from entrypoints.http.dependencies import TASKS
 from entrypoints.http.errors import StrictJsonDTO, responses
 from entrypoints.http.etags import etag_of, matches_none, versions_in

@@ -22,10 +22,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from adapters.embedded import _forget_dead_users, start_embedded_postgres
 from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
-from adapters.postgres.repositories import PostgresTaskRepository, PostgresUserRepository
+from adapters.postgres.tasks import PostgresTaskRepository
+from adapters.postgres.users import PostgresUserRepository
 from application.errors import ServerBusy, StorageUnavailable
+from domain.tasks import TaskQuery
 from domain.users import User
-from tests.integration.support import opened_pool
+from tests.integration.support import caller_of, opened_pool
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x?connect_timeout=1"
 # With a timeout, pg_terminate_backend returns only once the backend has gone.
@@ -127,9 +129,7 @@ async def test_repositories_on_an_unreachable_server_raise_storage_unavailable(
     with pytest.raises(StorageUnavailable):
         await PostgresUserRepository(database).get(uuid.uuid4())
     with pytest.raises(StorageUnavailable):
-        await PostgresTaskRepository(database).list_for_owner(
-            uuid.uuid4(), completed=None, limit=10, offset=0
-        )
+        await PostgresTaskRepository(database).for_caller(caller_of(uuid.uuid4())).list(TaskQuery())
 
 
 # --- a reachable database ----------------------------------------------------------------------

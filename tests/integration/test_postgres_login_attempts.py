@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from adapters.memory import InMemoryLoginAttemptStore
 from adapters.postgres.pool import PostgresDatabase
-from adapters.postgres.repositories import PostgresLoginAttemptStore
+from adapters.postgres.throttling import PostgresLoginAttemptStore
 from application.ports import FailedLogins
 from tests.integration.support import opened_pool
 
@@ -26,6 +26,15 @@ CONCURRENT_CALLS = 20
 async def pool(clean_database: str) -> AsyncIterator[AsyncConnectionPool]:
     async with opened_pool(clean_database, min_size=4, max_size=4) as pool:
         yield pool
+
+
+def failures_of(url: str, key: str) -> FailedLogins | None:
+    with psycopg.connect(url) as connection:
+        row = connection.execute(
+            "SELECT failures, window_started_at FROM login_failures WHERE account_key = %s",
+            (key,),
+        ).fetchone()
+    return None if row is None else FailedLogins(row[0], row[1])
 
 
 def rows_of(url: str, table: str, key_column: str) -> list[tuple[object, ...]]:
@@ -43,8 +52,6 @@ async def test_concurrent_failed_logins_for_one_key_are_all_counted(
     pool: AsyncConnectionPool, clean_database: str
 ) -> None:
     store = PostgresLoginAttemptStore(PostgresDatabase(pool))
-    # An expired row of another key that every call tries to purge at the same time.
-    await store.record_failed_login("expired", T0 - WINDOW, WINDOW)
 
     results = await asyncio.gather(
         *(store.record_failed_login("key-a", T0, WINDOW) for _ in range(CONCURRENT_CALLS))
@@ -53,12 +60,11 @@ async def test_concurrent_failed_logins_for_one_key_are_all_counted(
     # No lost update: each call saw a count of its own.
     assert sorted(r.count for r in results) == list(range(1, CONCURRENT_CALLS + 1))
     assert {r.window_started_at for r in results} == {T0}
-    assert await store.failed_logins("key-a") == FailedLogins(CONCURRENT_CALLS, T0)
-    assert rows_of(clean_database, "login_failures", "account_key") == [("key-a", T0)]
+    assert failures_of(clean_database, "key-a") == FailedLogins(CONCURRENT_CALLS, T0)
 
 
 async def test_concurrent_failed_logins_for_one_key_across_windows_lose_nothing(
-    pool: AsyncConnectionPool,
+    pool: AsyncConnectionPool, clean_database: str
 ) -> None:
     store = PostgresLoginAttemptStore(PostgresDatabase(pool))
     for _ in range(3):
@@ -70,10 +76,10 @@ async def test_concurrent_failed_logins_for_one_key_across_windows_lose_nothing(
 
     # Exactly one call restarts the window; the others count on in the new one.
     assert sorted(r.count for r in results) == list(range(1, CONCURRENT_CALLS + 1))
-    assert await store.failed_logins("key-a") == FailedLogins(CONCURRENT_CALLS, T0)
+    assert failures_of(clean_database, "key-a") == FailedLogins(CONCURRENT_CALLS, T0)
 
 
-async def test_concurrent_failures_of_many_keys_purging_the_same_rows_all_succeed(
+async def test_concurrent_failures_of_many_keys_while_a_purge_runs_all_succeed(
     pool: AsyncConnectionPool, clean_database: str
 ) -> None:
     store = PostgresLoginAttemptStore(PostgresDatabase(pool))
@@ -81,10 +87,17 @@ async def test_concurrent_failures_of_many_keys_purging_the_same_rows_all_succee
         await store.record_failed_login(f"expired-{n}", T0 - WINDOW - timedelta(minutes=n), WINDOW)
     keys = [f"key-{n:02}" for n in range(CONCURRENT_CALLS)]
 
-    results = await asyncio.gather(*(store.record_failed_login(k, T0, WINDOW) for k in keys))
+    *results, purged = await asyncio.gather(
+        *(store.record_failed_login(k, T0, WINDOW) for k in keys),
+        store.purge_expired(failures_started_before=T0 - WINDOW, attempts_started_before=MINUTE),
+    )
 
     assert results == [FailedLogins(1, T0)] * CONCURRENT_CALLS
-    assert rows_of(clean_database, "login_failures", "account_key") == [(k, T0) for k in keys]
+    assert purged == 9  # the expired rows before the cut-off; the one at it goes next time
+    assert rows_of(clean_database, "login_failures", "account_key") == [
+        ("expired-0", T0 - WINDOW),
+        *((k, T0) for k in keys),
+    ]
 
 
 async def test_concurrent_attempts_of_one_client_are_all_counted(
@@ -99,7 +112,10 @@ async def test_concurrent_attempts_of_one_client_are_all_counted(
 
     assert sorted(counts) == list(range(1, CONCURRENT_CALLS + 1))
     assert await store.count_attempt("198.51.100.7", MINUTE) == CONCURRENT_CALLS + 1
-    assert rows_of(clean_database, "auth_attempts", "client") == [("198.51.100.7", MINUTE)]
+    assert rows_of(clean_database, "auth_attempts", "client") == [
+        ("198.51.100.7", MINUTE - timedelta(minutes=1)),
+        ("198.51.100.7", MINUTE),
+    ]
 
 
 async def test_concurrent_attempts_of_different_clients_are_counted_apart(
@@ -117,35 +133,47 @@ async def test_concurrent_attempts_of_different_clients_are_counted_apart(
 # --- the rows left behind ----------------------------------------------------------------------
 
 
-async def test_recording_a_failure_deletes_the_rows_of_windows_that_are_over(
+async def test_recording_a_failure_or_counting_an_attempt_purges_nothing(
+    pool: AsyncConnectionPool, clean_database: str
+) -> None:
+    # Purging is background work: an ordinary write neither waits on nor locks other rows.
+    store = PostgresLoginAttemptStore(PostgresDatabase(pool))
+    await store.record_failed_login("long-over", T0 - timedelta(days=2), WINDOW)
+    await store.count_attempt("a", MINUTE - timedelta(minutes=5))
+
+    await store.record_failed_login("key-a", T0, WINDOW)
+    await store.count_attempt("c", MINUTE)
+
+    assert rows_of(clean_database, "login_failures", "account_key") == [
+        ("key-a", T0),
+        ("long-over", T0 - timedelta(days=2)),
+    ]
+    assert rows_of(clean_database, "auth_attempts", "client") == [
+        ("a", MINUTE - timedelta(minutes=5)),
+        ("c", MINUTE),
+    ]
+
+
+async def test_the_purge_deletes_the_rows_of_windows_that_are_over_and_keeps_the_rest(
     pool: AsyncConnectionPool, clean_database: str
 ) -> None:
     store = PostgresLoginAttemptStore(PostgresDatabase(pool))
     for key, start in [
         ("long-over", T0 - timedelta(days=2)),
-        ("just-over", T0 - WINDOW),
-        ("live", T0 - WINDOW + timedelta(microseconds=1)),
+        ("just-over", T0 - WINDOW - timedelta(microseconds=1)),
+        ("live", T0 - WINDOW),
     ]:
         await store.record_failed_login(key, start, WINDOW)
-
-    await store.record_failed_login("key-a", T0, WINDOW)
-
-    assert rows_of(clean_database, "login_failures", "account_key") == [
-        ("key-a", T0),
-        ("live", T0 - WINDOW + timedelta(microseconds=1)),
-    ]
-
-
-async def test_counting_an_attempt_deletes_the_rows_of_older_windows(
-    pool: AsyncConnectionPool, clean_database: str
-) -> None:
-    store = PostgresLoginAttemptStore(PostgresDatabase(pool))
-    for client, minutes_ago in [("a", 5), ("b", 1), ("a", 1)]:
+    for client, minutes_ago in [("a", 5), ("b", 1), ("a", 0)]:
         await store.count_attempt(client, MINUTE - timedelta(minutes=minutes_ago))
 
-    await store.count_attempt("c", MINUTE)
+    purged = await store.purge_expired(
+        failures_started_before=T0 - WINDOW, attempts_started_before=MINUTE
+    )
 
-    assert rows_of(clean_database, "auth_attempts", "client") == [("c", MINUTE)]
+    assert purged == 4
+    assert rows_of(clean_database, "login_failures", "account_key") == [("live", T0 - WINDOW)]
+    assert rows_of(clean_database, "auth_attempts", "client") == [("a", MINUTE)]
 
 
 # --- the session's time zone -------------------------------------------------------------------

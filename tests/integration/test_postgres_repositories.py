@@ -11,10 +11,11 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres.pool import PostgresDatabase
-from adapters.postgres.repositories import PostgresTaskRepository, PostgresUserRepository
-from domain.tasks import new_task
+from adapters.postgres.tasks import PostgresTaskRepository
+from adapters.postgres.users import PostgresUserRepository
+from domain.tasks import TaskQuery, new_task
 from domain.users import User
-from tests.integration.support import opened_pool
+from tests.integration.support import caller_of, opened_pool
 
 T0 = datetime(2024, 5, 1, 23, 59, 59, 999999, tzinfo=UTC)
 
@@ -43,8 +44,9 @@ async def test_timestamps_are_utc_whatever_the_sessions_time_zone(clean_database
             await connection.execute("SET TIME ZONE 'Asia/Kathmandu'")
         database = PostgresDatabase(pool)
         users = PostgresUserRepository(database)
-        tasks = PostgresTaskRepository(database)
+        tasks_repository = PostgresTaskRepository(database)
         user = await users.add(User(uuid.uuid4(), "tz@example.com", "h", T0, T0))
+        tasks = tasks_repository.for_caller(caller_of(user))
         task = await tasks.add(
             new_task(
                 task_id=uuid.uuid4(),
@@ -58,7 +60,7 @@ async def test_timestamps_are_utc_whatever_the_sessions_time_zone(clean_database
 
         found_user = await users.get(user.id)
         found_task = await tasks.get(task.id)
-        page = await tasks.list_for_owner(user.id, completed=None, limit=10, offset=0)
+        page = await tasks.list(TaskQuery(limit=10))
 
     assert found_user is not None
     assert found_task is not None
@@ -83,8 +85,8 @@ async def test_ties_are_ordered_by_id_in_the_query_not_by_luck_of_the_plan(
     ) as pool:
         database = PostgresDatabase(pool)
         users = PostgresUserRepository(database)
-        tasks = PostgresTaskRepository(database)
         owner = await users.add(User(uuid.uuid4(), "ties@example.com", "h", T0, T0))
+        tasks = PostgresTaskRepository(database).for_caller(caller_of(owner))
         tied = [
             new_task(
                 task_id=uuid.uuid4(),
@@ -100,14 +102,12 @@ async def test_ties_are_ordered_by_id_in_the_query_not_by_luck_of_the_plan(
         for task in tied:
             await tasks.add(task)
 
-        everything = await tasks.list_for_owner(owner.id, completed=None, limit=100, offset=0)
-        done = await tasks.list_for_owner(owner.id, completed=True, limit=100, offset=0)
+        everything = await tasks.list(TaskQuery(completed=None, limit=100, offset=0))
+        done = await tasks.list(TaskQuery(completed=True, limit=100, offset=0))
         paged = [
             t.id
             for offset in range(0, 30, 7)
-            for t in (
-                await tasks.list_for_owner(owner.id, completed=None, limit=7, offset=offset)
-            ).tasks
+            for t in (await tasks.list(TaskQuery(completed=None, limit=7, offset=offset))).tasks
         ]
 
     def expected(selection: list[uuid.UUID]) -> list[uuid.UUID]:

@@ -16,20 +16,18 @@ import pytest
 from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
+from adapters.postgres.idempotency import PostgresIdempotencyStore
 from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
-from adapters.postgres.repositories import (
-    PostgresIdempotencyStore,
-    PostgresTaskRepository,
-    PostgresUserRepository,
-)
+from adapters.postgres.tasks import PostgresTaskRepository
+from adapters.postgres.users import PostgresUserRepository
 from adapters.system import RandomIds, SystemClock
 from application.errors import ServerBusy
 from application.ports import Caller, EarlierCreation
 from application.tasks import TaskService
 from domain.errors import EmailAlreadyRegistered
-from domain.tasks import Task, TaskChanges, new_task
+from domain.tasks import Task, TaskChanges, TaskQuery, new_task
 from domain.users import User
-from tests.integration.support import opened_pool
+from tests.integration.support import caller_of, opened_pool
 
 T0 = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)
 TTL = timedelta(hours=24)
@@ -144,7 +142,7 @@ async def test_outside_a_block_each_call_borrows_a_connection_and_commits_before
     # ...and the connection is back in the pool, with no transaction left open on it.
     assert taken(pool) == (requests + 1, 2)
 
-    task = await tasks.add(a_task(user))
+    task = await tasks.for_caller(caller_of(user)).add(a_task(user))
     assert await count_outside(clean_database, "SELECT count(*) FROM tasks") == 1
     assert await idempotency.claim(user.id, "key-1", "fingerprint", T0, TTL) is None  # 2 statements
     assert await count_outside(clean_database, "SELECT count(*) FROM idempotency_keys") == 1
@@ -155,7 +153,7 @@ async def test_outside_a_block_each_call_borrows_a_connection_and_commits_before
         await connection.execute("SELECT 1")
         assert connection.info.transaction_status == TransactionStatus.IDLE
 
-    assert await tasks.get(task.id) == task
+    assert await tasks.for_caller(caller_of(user)).get(task.id) == task
     assert pool_rollbacks(caplog) == []
 
 
@@ -203,12 +201,12 @@ async def test_every_call_in_an_atomic_block_shares_one_connection_and_one_trans
     async with database.atomic():
         first = await backend_and_transaction(database)
         await users.add(user)
-        task = await tasks.add(a_task(user))
+        task = await tasks.for_caller(caller_of(user)).add(a_task(user))
         second = await backend_and_transaction(database)
 
         # Each call sees what the earlier ones wrote...
         assert await users.get(user.id) == user
-        page = await tasks.list_for_owner(user.id, completed=None, limit=10)
+        page = await tasks.for_caller(caller_of(user)).list(TaskQuery(limit=10))
         assert ([t.id for t in page.tasks], page.total) == ([task.id], 1)
         # ...which no other transaction sees before the commit.
         assert await count_outside(clean_database, "SELECT count(*) FROM users") == 0
@@ -226,7 +224,7 @@ async def test_every_call_in_an_atomic_block_shares_one_connection_and_one_trans
         await count_outside(clean_database, "SELECT count(*) FROM tasks WHERE id = %s", task.id)
         == 1
     )
-    assert await tasks.get(task.id) == task
+    assert await tasks.for_caller(caller_of(user)).get(task.id) == task
     assert pool_rollbacks(caplog) == []
 
 
@@ -243,7 +241,7 @@ async def test_an_atomic_block_that_raises_rolls_back_every_call_and_gives_the_c
     with pytest.raises(RuntimeError, match="after the writes"):  # passed through untouched
         async with database.atomic():
             await users.add(user)
-            await tasks.add(a_task(user))
+            await tasks.for_caller(caller_of(user)).add(a_task(user))
             raise RuntimeError("after the writes")
 
     assert taken(pool) == (requests + 1, 2)
@@ -268,7 +266,7 @@ async def test_a_failed_statement_in_an_atomic_block_undoes_the_calls_before_it(
     with pytest.raises(EmailAlreadyRegistered):
         async with database.atomic():
             await users.add(newcomer)
-            await tasks.add(a_task(newcomer))
+            await tasks.for_caller(caller_of(newcomer)).add(a_task(newcomer))
             await users.add(a_user(taken_email.email))
 
     assert await users.get(newcomer.id) is None
@@ -292,7 +290,7 @@ async def test_a_nested_atomic_block_is_a_savepoint_whose_failure_undoes_only_it
             async with database.atomic():
                 assert await backend_and_transaction(database) == outer
                 await users.add(dropped)
-                await tasks.add(a_task(dropped))
+                await tasks.for_caller(caller_of(dropped)).add(a_task(dropped))
                 await users.add(a_user("taken@example.com"))  # fails: the savepoint is undone
         # The outer transaction goes on, on its connection, with its own work intact.
         assert await backend_and_transaction(database) == outer
@@ -301,7 +299,7 @@ async def test_a_nested_atomic_block_is_a_savepoint_whose_failure_undoes_only_it
         await users.add(after)
         # A nested block that succeeds is kept with the outer one.
         async with database.atomic():
-            nested_task = await tasks.add(a_task(after))
+            nested_task = await tasks.for_caller(caller_of(after)).add(a_task(after))
         assert await count_outside(clean_database, "SELECT count(*) FROM users") == 1
 
     assert taken(pool) == (requests + 1, 2)
@@ -312,7 +310,7 @@ async def test_a_nested_atomic_block_is_a_savepoint_whose_failure_undoes_only_it
     )
     assert emails == 3
     assert await count_outside(clean_database, "SELECT count(*) FROM users") == 3
-    assert await tasks.get(nested_task.id) == nested_task
+    assert await tasks.for_caller(caller_of(after)).get(nested_task.id) == nested_task
     assert await count_outside(clean_database, "SELECT count(*) FROM tasks") == 1
 
 
@@ -438,7 +436,9 @@ async def create_once(
         if earlier is not None:
             return earlier
         await go_on.wait()
-        created = await tasks.add(a_task(owner, f"created under {key}"))
+        created = await tasks.for_caller(caller_of(owner)).add(
+            a_task(owner, f"created under {key}")
+        )
         await store.record(owner.id, key, created)
         if fail:
             raise RuntimeError("the first request fails after its claim")
@@ -495,7 +495,10 @@ async def test_a_concurrent_claim_gets_the_key_when_the_first_request_rolls_back
 
     assert isinstance(failed, RuntimeError)
     assert isinstance(created, Task)
-    assert await PostgresTaskRepository(database).get(created.id) == created
+    assert (
+        await PostgresTaskRepository(database).for_caller(caller_of(owner)).get(created.id)
+        == created
+    )
     assert await count_outside(clean_database, "SELECT count(*) FROM tasks") == 1
     assert await count_outside(clean_database, "SELECT count(*) FROM idempotency_keys") == 1
     assert await PostgresIdempotencyStore(database).claim(
@@ -570,6 +573,10 @@ class CountedTransactions:
     def atomic(self) -> AbstractAsyncContextManager[None]:
         self.blocks += 1
         return self._database.atomic()
+
+    async def atomically(self, work: Callable[[], Awaitable[R]]) -> R:
+        self.blocks += 1
+        return await self._database.atomically(work)
 
 
 async def test_concurrent_partial_updates_of_one_task_lose_no_field_and_only_races_take_locks(

@@ -10,8 +10,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import TypeVar
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from adapters.email import EmailValidatorPolicy
 from adapters.memory import (
@@ -25,19 +27,17 @@ from adapters.memory import (
     InMemoryTransactions,
     InMemoryUserRepository,
 )
+from adapters.postgres.idempotency import PostgresIdempotencyStore
 from adapters.postgres.identities import PostgresLinkedIdentities
 from adapters.postgres.pool import PostgresDatabase
-from adapters.postgres.repositories import (
-    PostgresIdempotencyStore,
-    PostgresLoginAttemptStore,
-    PostgresRevocationStore,
-    PostgresTaskRepository,
-    PostgresTokenSubjects,
-    PostgresUserRepository,
-)
+from adapters.postgres.tasks import PostgresTaskRepository
+from adapters.postgres.throttling import PostgresLoginAttemptStore
+from adapters.postgres.tokens import PostgresRevocationStore, PostgresTokenSubjects
+from adapters.postgres.users import PostgresUserRepository
 from application.errors import TokenRevoked, UserNotFound
 from application.ports import (
     Caller,
+    CallerTasks,
     EarlierCreation,
     FailedLogins,
     IdempotencyStore,
@@ -50,13 +50,26 @@ from application.ports import (
     Transactions,
     UserRepository,
 )
-from domain.errors import EmailAlreadyRegistered
-from domain.tasks import Task, TaskChanges, TaskPosition, apply_changes, new_task
+from domain.errors import EmailAlreadyRegistered, TaskAccessDenied
+from domain.tasks import (
+    Task,
+    TaskChanges,
+    TaskPosition,
+    TaskQuery,
+    apply_changes,
+    new_task,
+    next_version,
+)
 from domain.users import User
 from tests.integration.support import opened_pool
 
+_T = TypeVar("_T")
+
 # Microseconds on purpose: PostgreSQL keeps them, and a round trip must not lose them.
 T0 = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+FailedLoginsReader = Callable[[str], Awaitable[FailedLogins | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +82,9 @@ class Repositories:
     idempotency: IdempotencyStore
     transactions: Transactions
     identities: LinkedIdentities
+    failed_logins: FailedLoginsReader
+    """What is counted against an account key, None when nothing is: read past the port,
+    which has no reader of its own."""
 
 
 @pytest.fixture(params=["memory", "postgres"])
@@ -91,6 +107,7 @@ async def repos(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
                 users, tasks, revocations, logins, idempotency, identities
             ),
             identities=identities,
+            failed_logins=failures_counted_in_memory(logins),
         )
         return
     url: str = request.getfixturevalue("clean_database")
@@ -105,7 +122,29 @@ async def repos(request: pytest.FixtureRequest) -> AsyncIterator[Repositories]:
             idempotency=PostgresIdempotencyStore(database),
             transactions=database,
             identities=PostgresLinkedIdentities(database),
+            failed_logins=failures_counted_in_postgres(pool),
         )
+
+
+def failures_counted_in_memory(logins: InMemoryLoginAttemptStore) -> FailedLoginsReader:
+    async def failed_logins(account_key: str) -> FailedLogins | None:
+        return logins.failures_of(account_key)
+
+    return failed_logins
+
+
+def failures_counted_in_postgres(pool: AsyncConnectionPool) -> FailedLoginsReader:
+    async def failed_logins(account_key: str) -> FailedLogins | None:
+        async with pool.connection() as connection:
+            cursor = await connection.execute(
+                """SELECT failures, window_started_at FROM login_failures
+                   WHERE account_key = %(key)s""",
+                {"key": account_key},
+            )
+            row = await cursor.fetchone()
+        return None if row is None else FailedLogins(row[0], row[1].astimezone(UTC))
+
+    return failed_logins
 
 
 def a_user(email: str = "alice@example.com", *, at: datetime = T0) -> User:
@@ -134,6 +173,26 @@ def a_task(
         completed=completed,
         now=at,
     )
+
+
+def caller_of(user: User) -> Caller:
+    """The user as a caller holding no token (as the command line acts for a user it looked
+    up), issued a day after the user was created: later than any cut-off of the tests, so
+    admitted for as long as the user exists."""
+    return Caller(user.id, token_key=None, issued_at=user.created_at + timedelta(days=1))
+
+
+def tasks_of(repos: Repositories, user: User) -> CallerTasks:
+    """The tasks as the user, admitted, may see and change them."""
+    return repos.tasks.for_caller(caller_of(user))
+
+
+async def outcome(call: Awaitable[_T]) -> _T | type[Exception]:
+    """What the call returns, or the type of what it raises."""
+    try:
+        return await call
+    except Exception as error:
+        return type(error)
 
 
 def assert_utc(moment: datetime) -> None:
@@ -237,18 +296,25 @@ async def test_deleting_a_user_reports_whether_there_was_one(repos: Repositories
 async def test_deleting_a_user_deletes_their_tasks_and_nobody_elses(repos: Repositories) -> None:
     alice = await repos.users.add(a_user("alice@example.com"))
     bob = await repos.users.add(a_user("bob@example.com"))
-    alices = [await repos.tasks.add(a_task(alice, f"alice {i}")) for i in range(3)]
-    bobs = await repos.tasks.add(a_task(bob, "bob's"))
+    alices = [await tasks_of(repos, alice).add(a_task(alice, f"alice {i}")) for i in range(3)]
+    bobs = await tasks_of(repos, bob).add(a_task(bob, "bob's"))
+    # To another user, an id of a stored task is someone else's task...
+    with pytest.raises(TaskAccessDenied):
+        await tasks_of(repos, bob).get(alices[0].id)
 
     assert await repos.users.delete(alice.id) is True
 
+    # ...and of a deleted one, no task at all.
     for task in alices:
-        assert await repos.tasks.get(task.id) is None
-    page = await repos.tasks.list_for_owner(alice.id, completed=None, limit=100, offset=0)
-    assert page.total == 0
-    assert list(page.tasks) == []
-    assert await repos.tasks.get(bobs.id) == bobs
+        assert await tasks_of(repos, bob).get(task.id) is None
+    with pytest.raises(UserNotFound):
+        await tasks_of(repos, alice).list(TaskQuery())
+    assert await tasks_of(repos, bob).get(bobs.id) == bobs
     assert await repos.users.get(bob.id) == bob
+    # Nothing left behind for an account made again under the same id, not even a count.
+    await repos.users.add(alice)
+    page = await tasks_of(repos, alice).list(TaskQuery())
+    assert (list(page.tasks), page.total) == ([], 0)
 
 
 async def test_the_email_of_a_deleted_user_can_be_registered_again(repos: Repositories) -> None:
@@ -265,12 +331,13 @@ async def test_the_email_of_a_deleted_user_can_be_registered_again(repos: Reposi
 
 async def test_an_added_task_comes_back_unchanged(repos: Repositories) -> None:
     owner = await repos.users.add(a_user())
+    tasks = tasks_of(repos, owner)
     task = a_task(owner, "Write tests", description='Ünïcödé ✓ — and "quotes"', completed=True)
 
-    stored = await repos.tasks.add(task)
+    stored = await tasks.add(task)
 
     assert stored == task
-    found = await repos.tasks.get(task.id)
+    found = await tasks.get(task.id)
     assert found == task
     assert found is not None
     assert_utc(found.created_at)
@@ -280,37 +347,32 @@ async def test_an_added_task_comes_back_unchanged(repos: Repositories) -> None:
 
 async def test_a_task_without_description_keeps_none(repos: Repositories) -> None:
     owner = await repos.users.add(a_user())
-    task = await repos.tasks.add(a_task(owner, description=None))
+    tasks = tasks_of(repos, owner)
+    task = await tasks.add(a_task(owner, description=None))
 
-    found = await repos.tasks.get(task.id)
+    found = await tasks.get(task.id)
 
     assert found is not None
     assert found.description is None
 
 
-async def test_get_returns_any_users_task_and_none_for_an_unknown_id(repos: Repositories) -> None:
-    alice = await repos.users.add(a_user("alice@example.com"))
-    bob = await repos.users.add(a_user("bob@example.com"))
-    bobs = await repos.tasks.add(a_task(bob))
+async def test_get_of_an_id_that_no_task_has_is_none(repos: Repositories) -> None:
+    owner = await repos.users.add(a_user())
+    tasks = tasks_of(repos, owner)
+    await tasks.add(a_task(owner))
 
-    # Ownership is the use case's rule, not the repository's.
-    assert await repos.tasks.get(bobs.id) == bobs
-    assert bobs.owner_id != alice.id
-    assert await repos.tasks.get(uuid.uuid4()) is None
+    assert await tasks.get(uuid.uuid4()) is None
 
 
 async def test_update_stores_title_description_and_completed_and_returns_the_stored_task(
     repos: Repositories,
 ) -> None:
     owner = await repos.users.add(a_user())
-    task = await repos.tasks.add(a_task(owner, "Old title", description="old"))
-    changed = apply_changes(
-        task,
-        TaskChanges(title="New title", description="new", completed=True),
-        datetime.now(UTC),
-    )
+    tasks = tasks_of(repos, owner)
+    task = await tasks.add(a_task(owner, "Old title", description="old"))
+    changed = apply_changes(task, TaskChanges(title="New title", description="new", completed=True))
 
-    updated = await repos.tasks.update(changed)
+    updated = await tasks.update(changed)
 
     assert updated is not None
     assert (updated.id, updated.owner_id) == (task.id, owner.id)
@@ -319,20 +381,19 @@ async def test_update_stores_title_description_and_completed_and_returns_the_sto
     assert updated.updated_at > task.updated_at
     assert_utc(updated.created_at)
     assert_utc(updated.updated_at)
-    assert await repos.tasks.get(task.id) == updated
+    assert await tasks.get(task.id) == updated
 
 
 async def test_update_can_clear_the_description(repos: Repositories) -> None:
     owner = await repos.users.add(a_user())
-    task = await repos.tasks.add(a_task(owner, description="something"))
+    tasks = tasks_of(repos, owner)
+    task = await tasks.add(a_task(owner, description="something"))
 
-    updated = await repos.tasks.update(
-        apply_changes(task, TaskChanges(description=None), datetime.now(UTC))
-    )
+    updated = await tasks.update(apply_changes(task, TaskChanges(description=None)))
 
     assert updated is not None
     assert updated.description is None
-    stored = await repos.tasks.get(task.id)
+    stored = await tasks.get(task.id)
     assert stored is not None
     assert stored.description is None
 
@@ -340,69 +401,182 @@ async def test_update_can_clear_the_description(repos: Repositories) -> None:
 async def test_update_never_changes_owner_or_created_at(repos: Repositories) -> None:
     alice = await repos.users.add(a_user("alice@example.com"))
     bob = await repos.users.add(a_user("bob@example.com"))
-    task = await repos.tasks.add(a_task(alice))
+    tasks = tasks_of(repos, alice)
+    task = await tasks.add(a_task(alice))
     tampered = replace(
-        apply_changes(task, TaskChanges(title="Renamed"), datetime.now(UTC)),
+        apply_changes(task, TaskChanges(title="Renamed")),
         owner_id=bob.id,
         created_at=T0 + timedelta(days=3),
     )
 
-    updated = await repos.tasks.update(tampered)
+    updated = await tasks.update(tampered)
 
     assert updated is not None
     assert updated.title == "Renamed"
     assert updated.owner_id == alice.id
     assert updated.created_at == T0
-    page = await repos.tasks.list_for_owner(bob.id, completed=None, limit=10, offset=0)
+    assert await tasks.get(task.id) == updated
+    page = await tasks_of(repos, bob).list(TaskQuery())
     assert page.total == 0
+
+
+async def test_the_store_moves_updated_at_whatever_the_updated_task_carries(
+    repos: Repositories,
+) -> None:
+    owner = await repos.users.add(a_user())
+    tasks = tasks_of(repos, owner)
+    task = await tasks.add(a_task(owner))
+    far_future = datetime.now(UTC) + timedelta(days=3650)
+
+    # Back before the stored version, the stored version itself, or far ahead of every clock.
+    for n, carried in enumerate([T0 - timedelta(days=1), None, far_future]):
+        stored = await tasks.get(task.id)
+        assert stored is not None
+        changed = apply_changes(stored, TaskChanges(title=f"take {n}"))
+        updated = await tasks.update(
+            changed if carried is None else replace(changed, updated_at=carried)
+        )
+
+        assert updated is not None
+        assert updated.title == f"take {n}"
+        assert stored.updated_at < updated.updated_at < far_future, carried
+        assert await tasks.get(task.id) == updated
 
 
 async def test_updated_at_moves_strictly_forward_on_every_update(repos: Repositories) -> None:
     owner = await repos.users.add(a_user())
+    tasks = tasks_of(repos, owner)
     # A stored updated_at ahead of every clock: a clock that stepped back must not move it back.
     future = datetime.now(UTC) + timedelta(days=365)
-    current = await repos.tasks.add(replace(a_task(owner), updated_at=future))
+    current = await tasks.add(replace(a_task(owner), updated_at=future))
 
     seen = [current.updated_at]
     for n in range(3):
-        updated = await repos.tasks.update(
-            apply_changes(current, TaskChanges(title=f"take {n}"), datetime.now(UTC))
-        )
+        updated = await tasks.update(apply_changes(current, TaskChanges(title=f"take {n}")))
         assert updated is not None
+        # One tick past the stored version, the clock being behind it (next_version).
+        assert updated.updated_at == next_version(current.updated_at, datetime.now(UTC))
         seen.append(updated.updated_at)
         current = updated
 
-    assert seen == sorted(set(seen))
-    assert len(set(seen)) == 4
+    assert seen == [future + n * MICROSECOND for n in range(4)]
 
 
 async def test_update_of_a_task_that_no_longer_exists_is_none(repos: Repositories) -> None:
     owner = await repos.users.add(a_user())
-    task = await repos.tasks.add(a_task(owner))
-    await repos.tasks.delete(task.id)
+    tasks = tasks_of(repos, owner)
+    task = await tasks.add(a_task(owner))
+    await tasks.delete(task.id)
 
-    assert await repos.tasks.update(apply_changes(task, TaskChanges(title="x"), T0)) is None
-    assert await repos.tasks.update(a_task(owner)) is None
-    assert await repos.tasks.get(task.id) is None
+    assert await tasks.update(apply_changes(task, TaskChanges(title="x"))) is None
+    assert await tasks.update(a_task(owner)) is None
+    assert await tasks.get(task.id) is None
 
 
 async def test_delete_removes_only_that_task_and_reports_whether_it_existed(
     repos: Repositories,
 ) -> None:
     owner = await repos.users.add(a_user())
-    doomed = await repos.tasks.add(a_task(owner, "doomed"))
-    kept = await repos.tasks.add(a_task(owner, "kept"))
+    tasks = tasks_of(repos, owner)
+    doomed = await tasks.add(a_task(owner, "doomed"))
+    kept = await tasks.add(a_task(owner, "kept"))
 
-    assert await repos.tasks.delete(doomed.id) is True
-    assert await repos.tasks.get(doomed.id) is None
-    assert await repos.tasks.get(kept.id) == kept
-    assert await repos.tasks.delete(doomed.id) is False
-    assert await repos.tasks.delete(uuid.uuid4()) is False
+    assert await tasks.delete(doomed.id) is True
+    assert await tasks.get(doomed.id) is None
+    assert await tasks.get(kept.id) == kept
+    assert await tasks.delete(doomed.id) is False
+    assert await tasks.delete(uuid.uuid4()) is False
+
+
+# --- each user's tasks only --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbours:
+    alice: User
+    bob: User
+    alices: Task
+    """Alice's one stored task, which Bob tries his hand at."""
+
+
+async def neighbours(repos: Repositories) -> Neighbours:
+    alice = await repos.users.add(a_user("alice@example.com"))
+    bob = await repos.users.add(a_user("bob@example.com"))
+    alices = await tasks_of(repos, alice).add(a_task(alice, "Alice's", description="hers"))
+    return Neighbours(alice, bob, alices)
+
+
+async def test_get_of_another_users_task_is_denied_and_returns_nothing_of_it(
+    repos: Repositories,
+) -> None:
+    scene = await neighbours(repos)
+    bobs = tasks_of(repos, scene.bob)
+
+    with pytest.raises(TaskAccessDenied):
+        await bobs.get(scene.alices.id)
+    with pytest.raises(TaskAccessDenied):
+        async with repos.transactions.atomic():
+            await bobs.get(scene.alices.id, for_update=True)
+    # Denied because the task is there: once it is gone, there is nothing to deny.
+    assert await tasks_of(repos, scene.alice).delete(scene.alices.id) is True
+    assert await bobs.get(scene.alices.id) is None
+
+
+async def test_an_update_of_another_users_task_is_none_and_leaves_it_unchanged(
+    repos: Repositories,
+) -> None:
+    scene = await neighbours(repos)
+    bobs = tasks_of(repos, scene.bob)
+    changed = apply_changes(
+        scene.alices, TaskChanges(title="Taken over", description=None, completed=True)
+    )
+
+    assert await bobs.update(changed) is None
+    assert await bobs.update(changed, expected_versions=[scene.alices.updated_at]) is None
+    # Nor does a task that claims to be his change hers.
+    assert await bobs.update(replace(changed, owner_id=scene.bob.id)) is None
+
+    assert await tasks_of(repos, scene.alice).get(scene.alices.id) == scene.alices
+    page = await bobs.list(TaskQuery())
+    assert (list(page.tasks), page.total) == ([], 0)
+
+
+async def test_a_delete_of_another_users_task_is_false_and_leaves_it_there(
+    repos: Repositories,
+) -> None:
+    scene = await neighbours(repos)
+    bobs = tasks_of(repos, scene.bob)
+
+    assert await bobs.delete(scene.alices.id) is False
+    assert await bobs.delete(scene.alices.id, expected_versions=[scene.alices.updated_at]) is False
+
+    alices = tasks_of(repos, scene.alice)
+    assert await alices.get(scene.alices.id) == scene.alices
+    page = await alices.list(TaskQuery())
+    assert (list(page.tasks), page.total) == ([scene.alices], 1)
+
+
+async def test_adding_a_task_owned_by_someone_else_is_denied_and_stores_nothing(
+    repos: Repositories,
+) -> None:
+    scene = await neighbours(repos)
+    bobs = tasks_of(repos, scene.bob)
+    planted = a_task(scene.alice, "Planted by Bob")
+    orphan = a_task(a_user("nobody@example.com"), "Owned by nobody")
+
+    for task in (planted, orphan):
+        with pytest.raises(TaskAccessDenied):
+            await bobs.add(task)
+
+    alices = tasks_of(repos, scene.alice)
+    for task in (planted, orphan):
+        assert await alices.get(task.id) is None
+        assert await bobs.get(task.id) is None
+    assert [t.id for t in (await alices.list(TaskQuery())).tasks] == [scene.alices.id]
+    assert (await bobs.list(TaskQuery())).total == 0
 
 
 # --- conditional writes ------------------------------------------------------------------------
-
-MICROSECOND = timedelta(microseconds=1)
 
 
 def versions_that_do_not_match(version: datetime) -> list[list[datetime] | set[datetime]]:
@@ -419,44 +593,47 @@ async def test_update_with_expected_versions_happens_only_when_the_stored_versio
     repos: Repositories,
 ) -> None:
     owner = await repos.users.add(a_user())
-    task = await repos.tasks.add(a_task(owner, "Original", description="kept"))
+    tasks = tasks_of(repos, owner)
+    task = await tasks.add(a_task(owner, "Original", description="kept"))
     v0 = task.updated_at
-    changed = apply_changes(task, TaskChanges(title="Changed"), datetime.now(UTC))
+    changed = apply_changes(task, TaskChanges(title="Changed"))
 
     for versions in versions_that_do_not_match(v0):
-        assert await repos.tasks.update(changed, expected_versions=versions) is None, versions
-        assert await repos.tasks.get(task.id) == task
+        assert await tasks.update(changed, expected_versions=versions) is None, versions
+        assert await tasks.get(task.id) == task
 
-    updated = await repos.tasks.update(
+    updated = await tasks.update(
         changed, expected_versions=[v0 - timedelta(seconds=1), v0, v0 + timedelta(seconds=1)]
     )
 
     assert updated is not None
     assert (updated.title, updated.description) == ("Changed", "kept")
     assert updated.updated_at > v0
-    assert await repos.tasks.get(task.id) == updated
+    assert await tasks.get(task.id) == updated
 
 
 async def test_a_version_stops_matching_once_the_task_has_changed(repos: Repositories) -> None:
     owner = await repos.users.add(a_user())
-    task = await repos.tasks.add(a_task(owner, "Original"))
+    tasks = tasks_of(repos, owner)
+    task = await tasks.add(a_task(owner, "Original"))
     v0 = task.updated_at
-    first = await repos.tasks.update(
-        apply_changes(task, TaskChanges(title="First"), datetime.now(UTC)), expected_versions={v0}
+    first = await tasks.update(
+        apply_changes(task, TaskChanges(title="First")), expected_versions={v0}
     )
     assert first is not None
     v1 = first.updated_at
+    assert v1 > v0
 
     # A second writer that saw v0 loses, whether it updates or deletes.
-    stale = apply_changes(task, TaskChanges(title="Stale"), datetime.now(UTC))
-    assert await repos.tasks.update(stale, expected_versions=[v0]) is None
-    assert await repos.tasks.delete(task.id, expected_versions=[v0]) is False
-    assert await repos.tasks.get(task.id) == first
+    stale = apply_changes(task, TaskChanges(title="Stale"))
+    assert await tasks.update(stale, expected_versions=[v0]) is None
+    assert await tasks.delete(task.id, expected_versions=[v0]) is False
+    assert await tasks.get(task.id) == first
 
     # The current version matches, however the instant is written.
     kathmandu = timezone(timedelta(hours=5, minutes=45))
-    second = await repos.tasks.update(
-        apply_changes(first, TaskChanges(completed=True), datetime.now(UTC)),
+    second = await tasks.update(
+        apply_changes(first, TaskChanges(completed=True)),
         expected_versions=(v0, v1.astimezone(kathmandu)),
     )
     assert second is not None
@@ -466,73 +643,76 @@ async def test_a_version_stops_matching_once_the_task_has_changed(repos: Reposit
 
 async def test_update_without_expected_versions_is_unconditional(repos: Repositories) -> None:
     owner = await repos.users.add(a_user())
-    task = await repos.tasks.add(a_task(owner, "Original"))
-    first = await repos.tasks.update(
-        apply_changes(task, TaskChanges(title="First"), datetime.now(UTC))
-    )
+    tasks = tasks_of(repos, owner)
+    task = await tasks.add(a_task(owner, "Original"))
+    first = await tasks.update(apply_changes(task, TaskChanges(title="First")))
     assert first is not None
 
     # Built from the stale task: no version is checked.
-    second = await repos.tasks.update(
-        apply_changes(task, TaskChanges(title="Second"), datetime.now(UTC)),
-        expected_versions=None,
+    second = await tasks.update(
+        apply_changes(task, TaskChanges(title="Second")), expected_versions=None
     )
 
     assert second is not None
     assert second.title == "Second"
-    assert await repos.tasks.get(task.id) == second
+    assert second.updated_at > first.updated_at
+    assert await tasks.get(task.id) == second
 
 
 async def test_update_with_expected_versions_of_a_task_that_is_gone_is_none(
     repos: Repositories,
 ) -> None:
     owner = await repos.users.add(a_user())
-    task = await repos.tasks.add(a_task(owner))
-    await repos.tasks.delete(task.id)
+    tasks = tasks_of(repos, owner)
+    task = await tasks.add(a_task(owner))
+    await tasks.delete(task.id)
 
-    changed = apply_changes(task, TaskChanges(title="x"), datetime.now(UTC))
-    assert await repos.tasks.update(changed, expected_versions=[task.updated_at]) is None
-    assert await repos.tasks.get(task.id) is None
+    changed = apply_changes(task, TaskChanges(title="x"))
+    assert await tasks.update(changed, expected_versions=[task.updated_at]) is None
+    assert await tasks.get(task.id) is None
 
 
 async def test_delete_with_expected_versions_happens_only_when_the_stored_version_is_one_of_them(
     repos: Repositories,
 ) -> None:
     owner = await repos.users.add(a_user())
-    task = await repos.tasks.add(a_task(owner, "doomed"))
-    other = await repos.tasks.add(a_task(owner, "other"))
+    tasks = tasks_of(repos, owner)
+    task = await tasks.add(a_task(owner, "doomed"))
+    other = await tasks.add(a_task(owner, "other"))
     v0 = task.updated_at
 
     for versions in versions_that_do_not_match(v0):
-        assert await repos.tasks.delete(task.id, expected_versions=versions) is False, versions
-        assert await repos.tasks.get(task.id) == task
+        assert await tasks.delete(task.id, expected_versions=versions) is False, versions
+        assert await tasks.get(task.id) == task
 
-    assert await repos.tasks.delete(task.id, expected_versions=[v0 + MICROSECOND, v0]) is True
-    assert await repos.tasks.get(task.id) is None
-    assert await repos.tasks.delete(task.id, expected_versions=[v0]) is False
-    assert await repos.tasks.get(other.id) == other
+    assert await tasks.delete(task.id, expected_versions=[v0 + MICROSECOND, v0]) is True
+    assert await tasks.get(task.id) is None
+    assert await tasks.delete(task.id, expected_versions=[v0]) is False
+    assert await tasks.get(other.id) == other
 
 
 async def test_delete_without_expected_versions_is_unconditional(repos: Repositories) -> None:
     owner = await repos.users.add(a_user())
-    task = await repos.tasks.add(a_task(owner))
-    changed = await repos.tasks.update(
-        apply_changes(task, TaskChanges(title="changed"), datetime.now(UTC))
-    )
+    tasks = tasks_of(repos, owner)
+    task = await tasks.add(a_task(owner))
+    changed = await tasks.update(apply_changes(task, TaskChanges(title="changed")))
     assert changed is not None
 
-    assert await repos.tasks.delete(task.id, expected_versions=None) is True
-    assert await repos.tasks.get(task.id) is None
+    assert await tasks.delete(task.id, expected_versions=None) is True
+    assert await tasks.get(task.id) is None
 
 
 # --- listing -----------------------------------------------------------------------------------
 
 
 async def add_in_random_order(repos: Repositories, tasks: list[Task]) -> None:
+    """Each task added by its owner, in an order that is not the tasks' own."""
     shuffled = list(tasks)
     random.Random(20240501).shuffle(shuffled)
     for task in shuffled:
-        await repos.tasks.add(task)
+        owner = await repos.users.get(task.owner_id)
+        assert owner is not None
+        await tasks_of(repos, owner).add(task)
 
 
 async def test_list_is_newest_first_with_ties_broken_by_id_descending(
@@ -546,7 +726,7 @@ async def test_list_is_newest_first_with_ties_broken_by_id_descending(
     everything = [*tied, older, newer]
     await add_in_random_order(repos, everything)
 
-    page = await repos.tasks.list_for_owner(owner.id, completed=None, limit=100, offset=0)
+    page = await tasks_of(repos, owner).list(TaskQuery(limit=100))
 
     ids = [t.id for t in page.tasks]
     assert ids == newest_first(everything)
@@ -558,9 +738,10 @@ async def test_list_is_newest_first_with_ties_broken_by_id_descending(
 
 async def test_listed_tasks_are_the_stored_tasks_with_utc_timestamps(repos: Repositories) -> None:
     owner = await repos.users.add(a_user())
-    task = await repos.tasks.add(a_task(owner, description="d", completed=True))
+    tasks = tasks_of(repos, owner)
+    task = await tasks.add(a_task(owner, description="d", completed=True))
 
-    page = await repos.tasks.list_for_owner(owner.id, completed=None, limit=10, offset=0)
+    page = await tasks.list(TaskQuery(limit=10))
 
     assert list(page.tasks) == [task]
     assert_utc(page.tasks[0].created_at)
@@ -574,10 +755,11 @@ async def test_pages_follow_each_other_without_gaps_or_repeats_and_total_counts_
     # Several creation times, each shared by several tasks: pages must still be stable.
     everything = [a_task(owner, f"task {i}", at=T0 + timedelta(seconds=i % 3)) for i in range(11)]
     await add_in_random_order(repos, everything)
+    tasks = tasks_of(repos, owner)
 
     seen: list[uuid.UUID] = []
     for offset in range(0, 12, 4):
-        page = await repos.tasks.list_for_owner(owner.id, completed=None, limit=4, offset=offset)
+        page = await tasks.list(TaskQuery(limit=4, offset=offset))
         assert page.total == 11
         seen += [t.id for t in page.tasks]
 
@@ -589,11 +771,12 @@ async def test_limit_and_offset_cut_the_ordered_list(repos: Repositories) -> Non
     everything = [a_task(owner, f"task {i}", at=T0 + timedelta(minutes=i)) for i in range(6)]
     await add_in_random_order(repos, everything)
     order = newest_first(everything)
+    tasks = tasks_of(repos, owner)
 
-    first = await repos.tasks.list_for_owner(owner.id, completed=None, limit=1, offset=0)
-    middle = await repos.tasks.list_for_owner(owner.id, completed=None, limit=2, offset=2)
-    tail = await repos.tasks.list_for_owner(owner.id, completed=None, limit=100, offset=4)
-    beyond = await repos.tasks.list_for_owner(owner.id, completed=None, limit=10, offset=6)
+    first = await tasks.list(TaskQuery(limit=1, offset=0))
+    middle = await tasks.list(TaskQuery(limit=2, offset=2))
+    tail = await tasks.list(TaskQuery(limit=100, offset=4))
+    beyond = await tasks.list(TaskQuery(limit=10, offset=6))
 
     assert [t.id for t in first.tasks] == order[:1]
     assert [t.id for t in middle.tasks] == order[2:4]
@@ -613,10 +796,11 @@ async def test_the_completed_filter_selects_tasks_and_total_counts_only_matching
     await add_in_random_order(repos, everything)
     done = [t for t in everything if t.completed]
     open_ = [t for t in everything if not t.completed]
+    tasks = tasks_of(repos, owner)
 
-    completed = await repos.tasks.list_for_owner(owner.id, completed=True, limit=100, offset=0)
-    pending = await repos.tasks.list_for_owner(owner.id, completed=False, limit=100, offset=0)
-    pending_page = await repos.tasks.list_for_owner(owner.id, completed=False, limit=2, offset=2)
+    completed = await tasks.list(TaskQuery(completed=True, limit=100))
+    pending = await tasks.list(TaskQuery(completed=False, limit=100))
+    pending_page = await tasks.list(TaskQuery(completed=False, limit=2, offset=2))
 
     assert [t.id for t in completed.tasks] == newest_first(done)
     assert completed.total == 3
@@ -635,24 +819,25 @@ async def test_a_list_never_contains_another_owners_tasks(repos: Repositories) -
     await add_in_random_order(repos, [*alices, *bobs])
 
     for completed in (None, True, False):
-        page = await repos.tasks.list_for_owner(alice.id, completed=completed, limit=100, offset=0)
+        page = await tasks_of(repos, alice).list(TaskQuery(completed=completed, limit=100))
         assert {t.owner_id for t in page.tasks} <= {alice.id}
         expected = [t for t in alices if completed is None or t.completed == completed]
         assert page.total == len(expected)
         assert {t.id for t in page.tasks} == {t.id for t in expected}
 
-    bobs_page = await repos.tasks.list_for_owner(bob.id, completed=None, limit=100, offset=0)
+    bobs_page = await tasks_of(repos, bob).list(TaskQuery(limit=100))
     assert {t.id for t in bobs_page.tasks} == {t.id for t in bobs}
-    nobody = await repos.tasks.list_for_owner(carol.id, completed=None, limit=100, offset=0)
+    nobody = await tasks_of(repos, carol).list(TaskQuery(limit=100))
     assert (list(nobody.tasks), nobody.total) == ([], 0)
 
 
 # --- keyset paging -----------------------------------------------------------------------------
 
 
-async def twelve_tasks_with_ties(repos: Repositories) -> tuple[User, list[Task]]:
+async def twelve_tasks_with_ties(repos: Repositories) -> tuple[CallerTasks, list[Task]]:
     """Twelve of one owner's tasks (every third completed) at five moments, most of them shared
-    by several tasks, some a microsecond apart; and another owner's tasks at the same moments."""
+    by several tasks, some a microsecond apart; and another owner's tasks at the same moments.
+    Returns the owner's tasks as the owner sees them, and the twelve."""
     owner = await repos.users.add(a_user("alice@example.com"))
     other = await repos.users.add(a_user("bob@example.com"))
     moments = [T0 + timedelta(seconds=s, microseconds=us) for s, us in [(0, 0), (0, 1), (1, 0)]]
@@ -663,7 +848,7 @@ async def twelve_tasks_with_ties(repos: Repositories) -> tuple[User, list[Task]]
     ]
     others = [a_task(other, f"bob {i}", completed=i % 2 == 0, at=moments[i]) for i in range(5)]
     await add_in_random_order(repos, [*owners, *others])
-    return owner, owners
+    return tasks_of(repos, owner), owners
 
 
 def matching(tasks: list[Task], completed: bool | None) -> list[Task]:
@@ -683,7 +868,7 @@ def assert_page_is_consistent(page: TaskPage) -> None:
 async def test_walking_keyset_pages_yields_every_task_once_in_the_order_of_offset_paging(
     repos: Repositories,
 ) -> None:
-    owner, tasks = await twelve_tasks_with_ties(repos)
+    owners, tasks = await twelve_tasks_with_ties(repos)
 
     for completed in (None, True, False):
         expected = [t.id for t in matching(tasks, completed)]
@@ -693,9 +878,7 @@ async def test_walking_keyset_pages_yields_every_task_once_in_the_order_of_offse
             pages: list[TaskPage] = []
             after: TaskPosition | None = None
             while True:
-                page = await repos.tasks.list_for_owner(
-                    owner.id, completed=completed, limit=limit, after=after
-                )
+                page = await owners.list(TaskQuery(completed=completed, limit=limit, after=after))
                 pages.append(page)
                 assert len(pages) <= len(expected), "the walk does not end"
                 if page.next_position is None:
@@ -706,9 +889,7 @@ async def test_walking_keyset_pages_yields_every_task_once_in_the_order_of_offse
                 t.id
                 for offset in range(0, len(expected), limit)
                 for t in (
-                    await repos.tasks.list_for_owner(
-                        owner.id, completed=completed, limit=limit, offset=offset
-                    )
+                    await owners.list(TaskQuery(completed=completed, limit=limit, offset=offset))
                 ).tasks
             ]
             walked = [t.id for page in pages for t in page.tasks]
@@ -727,19 +908,17 @@ async def test_walking_keyset_pages_yields_every_task_once_in_the_order_of_offse
 async def test_after_a_task_lists_exactly_the_matching_tasks_strictly_after_it(
     repos: Repositories,
 ) -> None:
-    owner, tasks = await twelve_tasks_with_ties(repos)
+    owners, tasks = await twelve_tasks_with_ties(repos)
 
     for completed in (None, True, False):
         selected = matching(tasks, completed)
         # After each of the owner's tasks, whether or not the filter selects it.
         for task in tasks:
             expected = [t.id for t in selected if t.position < task.position]
-            whole = await repos.tasks.list_for_owner(
-                owner.id, completed=completed, limit=100, after=task.position
+            whole = await owners.list(
+                TaskQuery(completed=completed, limit=100, after=task.position)
             )
-            short = await repos.tasks.list_for_owner(
-                owner.id, completed=completed, limit=2, after=task.position
-            )
+            short = await owners.list(TaskQuery(completed=completed, limit=2, after=task.position))
             context = f"completed={completed} after={task.title}"
             assert [t.id for t in whole.tasks] == expected, context
             assert task.id not in [t.id for t in whole.tasks], context
@@ -762,7 +941,7 @@ async def test_ties_on_created_at_are_split_by_id_at_the_position(repos: Reposit
     assert ids[3] < between < ids[2]
 
     async def after(position: TaskPosition) -> list[uuid.UUID]:
-        page = await repos.tasks.list_for_owner(owner.id, completed=None, limit=100, after=position)
+        page = await tasks_of(repos, owner).list(TaskQuery(limit=100, after=position))
         assert page.total == 8
         return [t.id for t in page.tasks]
 
@@ -785,10 +964,10 @@ async def test_ties_on_created_at_are_split_by_id_at_the_position(repos: Reposit
 async def test_a_position_past_the_last_task_gives_an_empty_last_page(
     repos: Repositories,
 ) -> None:
-    owner, tasks = await twelve_tasks_with_ties(repos)
+    owners, tasks = await twelve_tasks_with_ties(repos)
     oldest = min(t.position for t in tasks)
 
-    page = await repos.tasks.list_for_owner(owner.id, completed=None, limit=5, after=oldest)
+    page = await owners.list(TaskQuery(limit=5, after=oldest))
 
     assert list(page.tasks) == []
     assert (page.total, page.has_more, page.next_position) == (12, False, None)
@@ -797,15 +976,11 @@ async def test_a_position_past_the_last_task_gives_an_empty_last_page(
 async def test_after_and_offset_together_skip_offset_tasks_past_the_position(
     repos: Repositories,
 ) -> None:
-    owner, tasks = await twelve_tasks_with_ties(repos)
+    owners, tasks = await twelve_tasks_with_ties(repos)
     order = matching(tasks, None)
 
-    page = await repos.tasks.list_for_owner(
-        owner.id, completed=None, limit=4, offset=3, after=order[1].position
-    )
-    last = await repos.tasks.list_for_owner(
-        owner.id, completed=None, limit=4, offset=2, after=order[5].position
-    )
+    page = await owners.list(TaskQuery(limit=4, offset=3, after=order[1].position))
+    last = await owners.list(TaskQuery(limit=4, offset=2, after=order[5].position))
 
     assert [t.id for t in page.tasks] == [t.id for t in order[5:9]]
     assert (page.total, page.has_more, page.next_position) == (12, True, order[8].position)
@@ -816,17 +991,13 @@ async def test_after_and_offset_together_skip_offset_tasks_past_the_position(
 async def test_has_more_is_false_on_a_page_that_ends_exactly_at_the_last_task(
     repos: Repositories,
 ) -> None:
-    owner, tasks = await twelve_tasks_with_ties(repos)
+    owners, tasks = await twelve_tasks_with_ties(repos)
     order = matching(tasks, None)
 
-    exact = await repos.tasks.list_for_owner(owner.id, completed=None, limit=12)
-    one_short = await repos.tasks.list_for_owner(owner.id, completed=None, limit=11)
-    exact_after = await repos.tasks.list_for_owner(
-        owner.id, completed=None, limit=10, after=order[1].position
-    )
-    short_after = await repos.tasks.list_for_owner(
-        owner.id, completed=None, limit=9, after=order[1].position
-    )
+    exact = await owners.list(TaskQuery(limit=12))
+    one_short = await owners.list(TaskQuery(limit=11))
+    exact_after = await owners.list(TaskQuery(limit=10, after=order[1].position))
+    short_after = await owners.list(TaskQuery(limit=9, after=order[1].position))
 
     assert (len(exact.tasks), exact.has_more, exact.next_position) == (12, False, None)
     assert (len(one_short.tasks), one_short.has_more) == (11, True)
@@ -845,13 +1016,14 @@ async def test_has_more_is_false_on_a_page_that_ends_exactly_at_the_last_task(
 ISSUED = T0 + timedelta(hours=1)
 
 
-def caller_of(
+def bearer_of(
     user: User,
     *,
     key: str | None = "live",
     issued_at: datetime = ISSUED,
     generation: int | None = 0,
 ) -> Caller:
+    """The user as the holder of a token (by default "live", of generation 0)."""
     return Caller(user.id, key, issued_at, generation)
 
 
@@ -860,62 +1032,76 @@ class Scene:
     owner: User
     task: Task
     """The owner's one stored task."""
+    other: User
+    theirs: Task
+    """The other user's one stored task."""
+    new_id: uuid.UUID
+    """No stored task has it: the id of the task an operation adds, or asks for."""
 
 
 async def scene(repos: Repositories) -> Scene:
     owner = await repos.users.add(a_user())
-    return Scene(owner, await repos.tasks.add(a_task(owner, "Stored", description="as it was")))
+    other = await repos.users.add(a_user("other@example.com"))
+    return Scene(
+        owner=owner,
+        task=await tasks_of(repos, owner).add(a_task(owner, "Stored", description="as it was")),
+        other=other,
+        theirs=await tasks_of(repos, other).add(a_task(other, "Theirs", description="not yours")),
+        new_id=uuid.uuid4(),
+    )
 
 
-# Each task operation, as the caller: what it returns when admitted.
+# Each task operation, as the caller, on the owner's task: what it returns when admitted.
 async def admit(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    await repos.tasks.admit(caller)
+    await repos.tasks.for_caller(caller).admit()
     return None
 
 
 async def add(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    return await repos.tasks.add(a_task(scene.owner, "Added by the caller"), caller=caller)
+    # The caller's own new task, whoever the caller is.
+    task = replace(a_task(scene.owner, "Added by the caller"), id=scene.new_id)
+    return await repos.tasks.for_caller(caller).add(replace(task, owner_id=caller.user_id))
 
 
 async def get(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    return await repos.tasks.get(scene.task.id, caller=caller)
+    return await repos.tasks.for_caller(caller).get(scene.task.id)
 
 
 async def get_for_update(repos: Repositories, scene: Scene, caller: Caller) -> object:
     async with repos.transactions.atomic():
-        return await repos.tasks.get(scene.task.id, for_update=True, caller=caller)
+        return await repos.tasks.for_caller(caller).get(scene.task.id, for_update=True)
 
 
-async def list_for_owner(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    page = await repos.tasks.list_for_owner(caller.user_id, completed=None, limit=5, caller=caller)
+async def list_all(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    page = await repos.tasks.for_caller(caller).list(TaskQuery(limit=5))
     return list(page.tasks), page.total
 
 
 async def list_an_empty_page(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    page = await repos.tasks.list_for_owner(caller.user_id, completed=True, limit=5, caller=caller)
+    page = await repos.tasks.for_caller(caller).list(TaskQuery(completed=True, limit=5))
     return list(page.tasks), page.total
 
 
 async def update(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    changed = apply_changes(scene.task, TaskChanges(title="Changed"), datetime.now(UTC))
-    return (await repos.tasks.update(changed, caller=caller)) is not None
+    changed = apply_changes(scene.task, TaskChanges(title="Changed"))
+    return (await repos.tasks.for_caller(caller).update(changed)) is not None
 
 
 async def update_if_unchanged(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    changed = apply_changes(scene.task, TaskChanges(completed=True), datetime.now(UTC))
-    updated = await repos.tasks.update(
-        changed, expected_versions=[scene.task.updated_at], caller=caller
+    changed = apply_changes(scene.task, TaskChanges(completed=True))
+    updated = await repos.tasks.for_caller(caller).update(
+        changed, expected_versions=[scene.task.updated_at]
     )
     return updated is not None
 
 
 async def delete(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    return await repos.tasks.delete(scene.task.id, caller=caller)
+    return await repos.tasks.for_caller(caller).delete(scene.task.id)
 
 
 async def delete_if_unchanged(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    return await repos.tasks.delete(
-        scene.task.id, expected_versions=[scene.task.updated_at], caller=caller
+    return await repos.tasks.for_caller(caller).delete(
+        scene.task.id, expected_versions=[scene.task.updated_at]
     )
 
 
@@ -924,7 +1110,7 @@ OPERATIONS = [
     add,
     get,
     get_for_update,
-    list_for_owner,
+    list_all,
     list_an_empty_page,
     update,
     update_if_unchanged,
@@ -934,34 +1120,93 @@ OPERATIONS = [
 Operation = Callable[[Repositories, Scene, Caller], Awaitable[object]]
 
 
+# Each task operation, as the caller, on the other user's task or on an id no task has.
+async def add_theirs(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    planted = replace(a_task(scene.other, "Planted"), id=scene.new_id)
+    return await repos.tasks.for_caller(caller).add(planted)
+
+
+async def get_theirs(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    return await repos.tasks.for_caller(caller).get(scene.theirs.id)
+
+
+async def get_theirs_for_update(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    async with repos.transactions.atomic():
+        return await repos.tasks.for_caller(caller).get(scene.theirs.id, for_update=True)
+
+
+async def get_an_unknown_id(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    return await repos.tasks.for_caller(caller).get(scene.new_id)
+
+
+async def update_theirs(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    changed = apply_changes(scene.theirs, TaskChanges(title="Taken over"))
+    return await repos.tasks.for_caller(caller).update(changed)
+
+
+async def update_theirs_if_unchanged(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    changed = apply_changes(scene.theirs, TaskChanges(completed=True))
+    return await repos.tasks.for_caller(caller).update(
+        changed, expected_versions=[scene.theirs.updated_at]
+    )
+
+
+async def update_theirs_as_the_callers(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    changed = apply_changes(scene.theirs, TaskChanges(title="Mine now"))
+    return await repos.tasks.for_caller(caller).update(replace(changed, owner_id=caller.user_id))
+
+
+async def delete_theirs(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    return await repos.tasks.for_caller(caller).delete(scene.theirs.id)
+
+
+async def delete_theirs_if_unchanged(repos: Repositories, scene: Scene, caller: Caller) -> object:
+    return await repos.tasks.for_caller(caller).delete(
+        scene.theirs.id, expected_versions=[scene.theirs.updated_at]
+    )
+
+
+FOREIGN_OPERATIONS = [
+    add_theirs,
+    get_theirs,
+    get_theirs_for_update,
+    get_an_unknown_id,
+    update_theirs,
+    update_theirs_if_unchanged,
+    update_theirs_as_the_callers,
+    delete_theirs,
+    delete_theirs_if_unchanged,
+]
+
+
 async def logged_out(repos: Repositories, scene: Scene) -> Caller:
     await repos.revocations.revoke("live", datetime.now(UTC) + timedelta(hours=1))
-    return caller_of(scene.owner)
+    return bearer_of(scene.owner)
 
 
 async def cut_off(repos: Repositories, scene: Scene) -> Caller:
     await repos.users.cut_off_tokens(scene.owner.id, ISSUED - timedelta(minutes=1))
-    return caller_of(scene.owner)  # generation 0: one cut-off ago
+    return bearer_of(scene.owner)  # generation 0: one cut-off ago
 
 
 async def cut_off_in_its_second(repos: Repositories, scene: Scene) -> Caller:
     # A token without a generation, issued (in whole seconds) in the second of the cut-off.
     await repos.users.cut_off_tokens(scene.owner.id, ISSUED + timedelta(microseconds=500_000))
-    return caller_of(scene.owner, generation=None)
+    return bearer_of(scene.owner, generation=None)
 
 
 async def cut_off_at_its_issue(repos: Repositories, scene: Scene) -> Caller:
     await repos.users.cut_off_tokens(scene.owner.id, ISSUED)
-    return caller_of(scene.owner, generation=None)
+    return bearer_of(scene.owner, generation=None)
 
 
 async def deleted(repos: Repositories, scene: Scene) -> Caller:
     await repos.users.delete(scene.owner.id)
-    return caller_of(scene.owner)
+    return bearer_of(scene.owner)
 
 
 async def never_existed(repos: Repositories, scene: Scene) -> Caller:
-    return caller_of(a_user("nobody@example.com"))
+    return bearer_of(a_user("nobody@example.com"))
 
 
 async def logged_out_and_deleted(repos: Repositories, scene: Scene) -> Caller:
@@ -982,8 +1227,17 @@ REFUSALS: list[tuple[Refusal, type[Exception]]] = [
 
 
 async def stored_state(repos: Repositories, scene: Scene) -> object:
-    page = await repos.tasks.list_for_owner(scene.owner.id, completed=None, limit=10)
-    return list(page.tasks), page.total, await repos.tasks.get(scene.task.id)
+    """Whatever an operation could have changed, as the owner and the other user see it, each
+    through a caller that no refusal of the scenes refuses (unless the user is gone)."""
+    views = []
+    for user in (scene.owner, scene.other):
+        tasks = tasks_of(repos, user)
+        views += [
+            await outcome(tasks.list(TaskQuery(limit=10))),
+            # To a user, a task that is someone else's is TaskAccessDenied: stored all the same.
+            *[await outcome(tasks.get(i)) for i in (scene.task.id, scene.theirs.id, scene.new_id)],
+        ]
+    return views
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.__name__)
@@ -1001,28 +1255,48 @@ async def test_a_refused_caller_is_told_why_and_reads_and_writes_nothing(
     assert await stored_state(repos, the_scene) == before
 
 
+@pytest.mark.parametrize("operation", FOREIGN_OPERATIONS, ids=lambda op: op.__name__)
+@pytest.mark.parametrize(("refusal", "error"), REFUSALS, ids=lambda r: getattr(r, "__name__", ""))
+async def test_a_refused_caller_learns_nothing_of_another_users_task_or_an_unknown_id(
+    repos: Repositories,
+    operation: Operation,
+    refusal: Refusal,
+    error: type[Exception],
+) -> None:
+    # Told why it is refused, as for its own tasks: not that the task is someone else's, nor
+    # that no task has the id.
+    the_scene = await scene(repos)
+    caller = await refusal(repos, the_scene)
+    before = await stored_state(repos, the_scene)
+
+    with pytest.raises(error):
+        await operation(repos, the_scene, caller)
+
+    assert await stored_state(repos, the_scene) == before
+
+
 async def current_generation(repos: Repositories, scene: Scene) -> Caller:
-    return caller_of(scene.owner)
+    return bearer_of(scene.owner)
 
 
 async def after_a_cut_off(repos: Repositories, scene: Scene) -> Caller:
     cut = await repos.users.cut_off_tokens(scene.owner.id, ISSUED)
     assert cut is not None
-    return caller_of(scene.owner, generation=cut.token_generation)
+    return bearer_of(scene.owner, generation=cut.token_generation)
 
 
 async def issued_after_a_cut_off(repos: Repositories, scene: Scene) -> Caller:
     await repos.users.cut_off_tokens(scene.owner.id, ISSUED - timedelta(microseconds=1))
-    return caller_of(scene.owner, generation=None)
+    return bearer_of(scene.owner, generation=None)
 
 
 async def another_token_logged_out(repos: Repositories, scene: Scene) -> Caller:
     await repos.revocations.revoke("other", datetime.now(UTC) + timedelta(hours=1))
-    return caller_of(scene.owner)
+    return bearer_of(scene.owner)
 
 
 async def without_a_token(repos: Repositories, scene: Scene) -> Caller:
-    return caller_of(scene.owner, key=None)
+    return bearer_of(scene.owner, key=None)
 
 
 ADMISSIONS = [
@@ -1039,7 +1313,7 @@ def expected_of(operation: Operation, scene: Scene) -> object:
         return None
     if operation in (get, get_for_update):
         return scene.task
-    if operation is list_for_owner:
+    if operation is list_all:
         return [scene.task], 1
     if operation is list_an_empty_page:
         return [], 0
@@ -1056,46 +1330,51 @@ async def test_an_admitted_caller_gets_the_work_done(
 
     result = await operation(repos, the_scene, caller)
 
+    owners = tasks_of(repos, the_scene.owner)
     if operation is add:
         assert isinstance(result, Task)
-        assert await repos.tasks.get(result.id) == result
+        assert result.owner_id == the_scene.owner.id
+        assert await owners.get(result.id) == result
         return
     assert result == expected_of(operation, the_scene)
     if operation in (delete, delete_if_unchanged):
-        assert await repos.tasks.get(the_scene.task.id) is None
+        assert await owners.get(the_scene.task.id) is None
+    # The other user's task is never touched.
+    assert await tasks_of(repos, the_scene.other).get(the_scene.theirs.id) == the_scene.theirs
 
 
-async def test_a_callers_page_is_the_page_and_total_of_an_unchecked_list(
+async def test_a_page_is_the_same_whichever_admitted_caller_of_the_owner_asks(
     repos: Repositories,
 ) -> None:
     owner = await repos.users.add(a_user())
     other = await repos.users.add(a_user("other@example.com"))
-    await add_in_random_order(
-        repos,
-        [
-            a_task(owner, f"t{n}", completed=n % 3 == 0, at=T0 + timedelta(seconds=n % 4))
-            for n in range(9)
-        ]
-        + [a_task(other, "not mine")],
-    )
-    caller = caller_of(owner)
+    everything = [
+        a_task(owner, f"t{n}", completed=n % 3 == 0, at=T0 + timedelta(seconds=n % 4))
+        for n in range(9)
+    ]
+    await add_in_random_order(repos, [*everything, a_task(other, "not mine")])
+    await repos.revocations.revoke("other", datetime.now(UTC) + timedelta(hours=1))
+    callers = [
+        caller_of(owner),
+        bearer_of(owner),
+        bearer_of(owner, generation=None),
+        bearer_of(owner, key=None),
+    ]
 
     for completed in (None, True, False):
+        selected = [t.id for t in matching(everything, completed)]
         for limit, offset in ((2, 0), (4, 3), (20, 0), (3, 8)):
-            plain = await repos.tasks.list_for_owner(
-                owner.id, completed=completed, limit=limit, offset=offset
-            )
-            checked = await repos.tasks.list_for_owner(
-                owner.id, completed=completed, limit=limit, offset=offset, caller=caller
-            )
-            assert checked == plain
-            after = plain.next_position
+            query = TaskQuery(completed=completed, limit=limit, offset=offset)
+            pages = [await repos.tasks.for_caller(caller).list(query) for caller in callers]
+            context = f"completed={completed} limit={limit} offset={offset}"
+            assert [t.id for t in pages[0].tasks] == selected[offset : offset + limit], context
+            assert pages[0].total == len(selected), context
+            assert all(page == pages[0] for page in pages), context
+            after = pages[0].next_position
             if after is not None:
-                assert await repos.tasks.list_for_owner(
-                    owner.id, completed=completed, limit=limit, after=after, caller=caller
-                ) == await repos.tasks.list_for_owner(
-                    owner.id, completed=completed, limit=limit, after=after
-                )
+                query = TaskQuery(completed=completed, limit=limit, after=after)
+                pages = [await repos.tasks.for_caller(caller).list(query) for caller in callers]
+                assert all(page == pages[0] for page in pages), context
 
 
 # --- revoked tokens and the users tokens name ---------------------------------------------------
@@ -1151,7 +1430,7 @@ async def test_revoking_a_token_twice_is_harmless(repos: Repositories) -> None:
     assert await is_revoked(repos, "token-a") is True
 
 
-async def test_revoked_tokens_are_remembered_until_they_expire_and_then_forgotten(
+async def test_revoking_a_token_forgets_no_other_token_even_an_expired_one(
     repos: Repositories,
 ) -> None:
     now = datetime.now(UTC)
@@ -1160,9 +1439,40 @@ async def test_revoked_tokens_are_remembered_until_they_expire_and_then_forgotte
 
     await repos.revocations.revoke("another", now + timedelta(hours=1))
 
+    # Forgetting is the purge's work, never a logout's.
+    assert await is_revoked(repos, "expired") is True
     assert await is_revoked(repos, "live") is True
     assert await is_revoked(repos, "another") is True
-    assert await is_revoked(repos, "expired") is False
+
+
+async def test_purging_forgets_the_tokens_that_have_expired_and_counts_them(
+    repos: Repositories,
+) -> None:
+    now = datetime.now(UTC)
+    for n in range(3):
+        await repos.revocations.revoke(f"expired-{n}", now - timedelta(minutes=n + 1))
+    await repos.revocations.revoke("barely-expired", now - MICROSECOND)
+    await repos.revocations.revoke("live", now + MICROSECOND)
+    await repos.revocations.revoke("long-lived", now + timedelta(days=1))
+
+    assert await repos.revocations.purge_expired(now) == 4
+
+    for key in ("expired-0", "expired-1", "expired-2", "barely-expired"):
+        assert await is_revoked(repos, key) is False, key
+    assert await is_revoked(repos, "live") is True
+    assert await is_revoked(repos, "long-lived") is True
+
+
+async def test_purging_again_finds_nothing_more_to_forget(repos: Repositories) -> None:
+    now = datetime.now(UTC)
+    await repos.revocations.revoke("expired", now - timedelta(hours=1))
+    await repos.revocations.revoke("live", now + timedelta(hours=1))
+    assert await repos.revocations.purge_expired(now) == 1
+
+    assert await repos.revocations.purge_expired(now) == 0
+    assert await repos.revocations.purge_expired(now + timedelta(minutes=59)) == 0
+
+    assert await is_revoked(repos, "live") is True
 
 
 # --- cutting off a user's tokens ---------------------------------------------------------------
@@ -1311,10 +1621,7 @@ async def test_failed_logins_count_up_within_the_window_from_the_first_failure(
     assert [first, second, third] == [FailedLogins(n, T0) for n in (1, 2, 3)]
     for recorded in (first, second, third):
         assert_utc(recorded.window_started_at)
-    stored = await repos.logins.failed_logins("key-a")
-    assert stored == FailedLogins(3, T0)
-    assert stored is not None
-    assert_utc(stored.window_started_at)
+    assert await repos.failed_logins("key-a") == FailedLogins(3, T0)
 
 
 async def test_a_failure_once_the_window_has_passed_starts_a_new_window_at_one(
@@ -1329,13 +1636,13 @@ async def test_a_failure_once_the_window_has_passed_starts_a_new_window_at_one(
 
     assert restarted == FailedLogins(1, later)
     assert again == FailedLogins(2, later)
-    assert await repos.logins.failed_logins("key-a") == FailedLogins(2, later)
+    assert await repos.failed_logins("key-a") == FailedLogins(2, later)
 
 
 async def test_failed_logins_of_an_unknown_key_are_none(repos: Repositories) -> None:
     await repos.logins.record_failed_login("key-a", T0, WINDOW)
 
-    assert await repos.logins.failed_logins("key-b") is None
+    assert await repos.failed_logins("key-b") is None
 
 
 async def test_clearing_failed_logins_forgets_them_and_the_next_failure_counts_from_one(
@@ -1347,7 +1654,7 @@ async def test_clearing_failed_logins_forgets_them_and_the_next_failure_counts_f
     await repos.logins.clear_failed_logins("key-a")
     await repos.logins.clear_failed_logins("never-failed")
 
-    assert await repos.logins.failed_logins("key-a") is None
+    assert await repos.failed_logins("key-a") is None
     next_time = T0 + timedelta(minutes=1)
     assert await repos.logins.record_failed_login("key-a", next_time, WINDOW) == FailedLogins(
         1, next_time
@@ -1360,27 +1667,66 @@ async def test_failed_logins_of_different_keys_are_independent(repos: Repositori
     await repos.logins.record_failed_login("key-a", T0 + timedelta(minutes=1), WINDOW)
 
     assert await repos.logins.record_failed_login("key-b", later, WINDOW) == FailedLogins(1, later)
-    assert await repos.logins.failed_logins("key-a") == FailedLogins(2, T0)
+    assert await repos.failed_logins("key-a") == FailedLogins(2, T0)
 
     await repos.logins.clear_failed_logins("key-a")
 
-    assert await repos.logins.failed_logins("key-a") is None
-    assert await repos.logins.failed_logins("key-b") == FailedLogins(1, later)
+    assert await repos.failed_logins("key-a") is None
+    assert await repos.failed_logins("key-b") == FailedLogins(1, later)
 
 
-async def test_recording_a_failure_forgets_other_keys_whose_window_is_over(
+async def test_recording_a_failure_forgets_no_other_key_even_one_whose_window_is_over(
     repos: Repositories,
 ) -> None:
     await repos.logins.record_failed_login("expired", T0, WINDOW)
     await repos.logins.record_failed_login("live", T0 + timedelta(minutes=1), WINDOW)
-    now = T0 + WINDOW  # "expired" ends exactly now, "live" a minute later
+    now = T0 + WINDOW + timedelta(hours=1)  # both windows are long over
 
-    assert await repos.logins.failed_logins("expired") == FailedLogins(1, T0)
     await repos.logins.record_failed_login("other", now, WINDOW)
 
-    assert await repos.logins.failed_logins("expired") is None
-    assert await repos.logins.failed_logins("live") == FailedLogins(1, T0 + timedelta(minutes=1))
-    assert await repos.logins.failed_logins("other") == FailedLogins(1, now)
+    # Forgetting is the purge's work, never a login's.
+    assert await repos.failed_logins("expired") == FailedLogins(1, T0)
+    assert await repos.failed_logins("live") == FailedLogins(1, T0 + timedelta(minutes=1))
+    assert await repos.failed_logins("other") == FailedLogins(1, now)
+
+
+async def test_purging_forgets_failed_logins_whose_window_started_before_the_moment(
+    repos: Repositories,
+) -> None:
+    await repos.logins.record_failed_login("old", T0 - timedelta(hours=1), WINDOW)
+    await repos.logins.record_failed_login("old", T0 - timedelta(minutes=59), WINDOW)
+    await repos.logins.record_failed_login("barely-old", T0 - MICROSECOND, WINDOW)
+    await repos.logins.record_failed_login("starting-then", T0, WINDOW)
+    await repos.logins.record_failed_login("young", T0 + timedelta(minutes=1), WINDOW)
+    an_hour_ago = T0.replace(second=0, microsecond=0) - timedelta(hours=1)
+    await repos.logins.count_attempt("198.51.100.7", an_hour_ago)
+
+    purged = await repos.logins.purge_expired(
+        failures_started_before=T0, attempts_started_before=an_hour_ago
+    )
+
+    assert purged == 2  # a key each, whatever its count; the attempt window starts then
+    assert await repos.failed_logins("old") is None
+    assert await repos.failed_logins("barely-old") is None
+    assert await repos.failed_logins("starting-then") == FailedLogins(1, T0)
+    assert await repos.failed_logins("young") == FailedLogins(1, T0 + timedelta(minutes=1))
+    assert await repos.logins.count_attempt("198.51.100.7", an_hour_ago) == 2
+
+
+async def test_a_key_purged_counts_its_next_failure_from_one(repos: Repositories) -> None:
+    for minutes in range(3):
+        await repos.logins.record_failed_login("key-a", T0 + timedelta(minutes=minutes), WINDOW)
+
+    assert (
+        await repos.logins.purge_expired(
+            failures_started_before=T0 + MICROSECOND, attempts_started_before=T0
+        )
+        == 1
+    )
+
+    # Within what would have been the old window: it is gone, not merely over.
+    later = T0 + timedelta(minutes=5)
+    assert await repos.logins.record_failed_login("key-a", later, WINDOW) == FailedLogins(1, later)
 
 
 async def test_releasing_a_failed_login_takes_one_back_and_keeps_the_window(
@@ -1390,13 +1736,10 @@ async def test_releasing_a_failed_login_takes_one_back_and_keeps_the_window(
         await repos.logins.record_failed_login("key-a", T0 + timedelta(minutes=minutes), WINDOW)
 
     await repos.logins.release_failed_login("key-a")
-    assert await repos.logins.failed_logins("key-a") == FailedLogins(2, T0)
+    assert await repos.failed_logins("key-a") == FailedLogins(2, T0)
     await repos.logins.release_failed_login("key-a")
-    stored = await repos.logins.failed_logins("key-a")
 
-    assert stored == FailedLogins(1, T0)
-    assert stored is not None
-    assert_utc(stored.window_started_at)
+    assert await repos.failed_logins("key-a") == FailedLogins(1, T0)
     # The next failure counts on from there, in the same window.
     assert await repos.logins.record_failed_login(
         "key-a", T0 + timedelta(minutes=5), WINDOW
@@ -1408,7 +1751,7 @@ async def test_releasing_the_only_failed_login_forgets_the_key(repos: Repositori
 
     await repos.logins.release_failed_login("key-a")
 
-    assert await repos.logins.failed_logins("key-a") is None
+    assert await repos.failed_logins("key-a") is None
     # Gone, not left at zero: the next failure opens a window of its own.
     later = T0 + timedelta(minutes=1)
     assert await repos.logins.record_failed_login("key-a", later, WINDOW) == FailedLogins(1, later)
@@ -1422,12 +1765,12 @@ async def test_releasing_a_failed_login_of_an_unknown_key_does_nothing(
 
     await repos.logins.release_failed_login("never-failed")
 
-    assert await repos.logins.failed_logins("never-failed") is None
-    assert await repos.logins.failed_logins("key-a") == FailedLogins(2, T0)
+    assert await repos.failed_logins("never-failed") is None
+    assert await repos.failed_logins("key-a") == FailedLogins(2, T0)
     # Nor does releasing more than was recorded: the key is gone, and stays gone.
     for _ in range(3):
         await repos.logins.release_failed_login("key-a")
-    assert await repos.logins.failed_logins("key-a") is None
+    assert await repos.failed_logins("key-a") is None
 
 
 async def test_releasing_a_key_leaves_the_other_keys_alone(repos: Repositories) -> None:
@@ -1438,8 +1781,8 @@ async def test_releasing_a_key_leaves_the_other_keys_alone(repos: Repositories) 
     await repos.logins.release_failed_login("key-a")
     await repos.logins.release_failed_login("key-b")
 
-    assert await repos.logins.failed_logins("key-a") is None
-    assert await repos.logins.failed_logins("key-b") == FailedLogins(1, T0)
+    assert await repos.failed_logins("key-a") is None
+    assert await repos.failed_logins("key-b") == FailedLogins(1, T0)
 
 
 async def test_simultaneous_releases_each_take_one_failure_back(repos: Repositories) -> None:
@@ -1456,8 +1799,8 @@ async def test_simultaneous_releases_each_take_one_failure_back(repos: Repositor
             repos.logins.release_failed_login("key-b"),
         )
 
-        assert await repos.logins.failed_logins("key-a") is None
-        assert await repos.logins.failed_logins("key-b") == FailedLogins(1, T0)
+        assert await repos.failed_logins("key-a") is None
+        assert await repos.failed_logins("key-b") == FailedLogins(1, T0)
         await repos.logins.clear_failed_logins("key-b")
 
 
@@ -1490,16 +1833,65 @@ async def test_attempts_of_different_clients_are_independent(repos: Repositories
     assert await repos.logins.count_attempt("2001:db8::1", MINUTE) == 2
 
 
-async def test_counting_in_a_new_window_forgets_the_older_windows(repos: Repositories) -> None:
+async def test_counting_in_a_new_window_forgets_no_older_window(repos: Repositories) -> None:
     for _ in range(3):
         await repos.logins.count_attempt("198.51.100.7", MINUTE)
     await repos.logins.count_attempt("2001:db8::1", MINUTE)
 
     await repos.logins.count_attempt("203.0.113.9", MINUTE + timedelta(minutes=1))
 
-    # Were the old window still remembered, these would be 4 and 2.
-    assert await repos.logins.count_attempt("198.51.100.7", MINUTE) == 1
-    assert await repos.logins.count_attempt("2001:db8::1", MINUTE) == 1
+    # Forgetting is the purge's work, never a login's: the old window counts on.
+    assert await repos.logins.count_attempt("198.51.100.7", MINUTE) == 4
+    assert await repos.logins.count_attempt("2001:db8::1", MINUTE) == 2
+
+
+async def test_purging_forgets_attempt_windows_that_started_before_the_moment(
+    repos: Repositories,
+) -> None:
+    earlier, later = MINUTE - timedelta(minutes=1), MINUTE + timedelta(minutes=1)
+    for _ in range(3):
+        await repos.logins.count_attempt("198.51.100.7", earlier)
+    await repos.logins.count_attempt("2001:db8::1", earlier)
+    await repos.logins.count_attempt("198.51.100.7", MINUTE)
+    await repos.logins.count_attempt("203.0.113.9", later)
+    await repos.logins.record_failed_login("key-a", T0 - timedelta(hours=1), WINDOW)
+
+    purged = await repos.logins.purge_expired(
+        failures_started_before=T0 - timedelta(days=1), attempts_started_before=MINUTE
+    )
+
+    assert purged == 2  # a window each of the two clients, whatever its count
+    assert await repos.logins.count_attempt("198.51.100.7", earlier) == 1
+    assert await repos.logins.count_attempt("2001:db8::1", earlier) == 1
+    assert await repos.logins.count_attempt("198.51.100.7", MINUTE) == 2
+    assert await repos.logins.count_attempt("203.0.113.9", later) == 2
+    assert await repos.failed_logins("key-a") == FailedLogins(1, T0 - timedelta(hours=1))
+
+
+async def test_one_purge_forgets_failed_logins_and_attempts_and_counts_both(
+    repos: Repositories,
+) -> None:
+    await repos.logins.record_failed_login("old-a", T0 - timedelta(hours=2), WINDOW)
+    await repos.logins.record_failed_login("old-b", T0 - timedelta(hours=1), WINDOW)
+    await repos.logins.record_failed_login("young", T0, WINDOW)
+    await repos.logins.count_attempt("198.51.100.7", MINUTE - timedelta(minutes=2))
+    await repos.logins.count_attempt("2001:db8::1", MINUTE - timedelta(minutes=1))
+    await repos.logins.count_attempt("203.0.113.9", MINUTE - timedelta(minutes=1))
+    await repos.logins.count_attempt("203.0.113.9", MINUTE)
+
+    purged = await repos.logins.purge_expired(
+        failures_started_before=T0, attempts_started_before=MINUTE
+    )
+
+    assert purged == 2 + 3
+    assert await repos.failed_logins("old-a") is None
+    assert await repos.failed_logins("old-b") is None
+    assert await repos.failed_logins("young") == FailedLogins(1, T0)
+    assert await repos.logins.count_attempt("203.0.113.9", MINUTE) == 2
+    assert (
+        await repos.logins.purge_expired(failures_started_before=T0, attempts_started_before=MINUTE)
+        == 0
+    )
 
 
 # --- idempotency keys --------------------------------------------------------------------------
@@ -1513,7 +1905,7 @@ async def recorded_task(repos: Repositories, owner: User) -> Task:
         a_task(owner, "Ünïcödé ✓ title", description='a "quoted"\ndescription', completed=True),
         updated_at=T0 + timedelta(minutes=1, microseconds=7),
     )
-    return await repos.tasks.add(task)
+    return await tasks_of(repos, owner).add(task)
 
 
 async def test_the_first_claim_of_a_key_is_none_and_a_second_sees_the_pending_first(
@@ -1556,7 +1948,7 @@ async def test_a_recorded_task_without_description_or_with_an_empty_one_keeps_it
     alice = await repos.users.add(a_user())
     for description in (None, ""):
         key = f"key-{description!r}"
-        task = await repos.tasks.add(a_task(alice, description=description))
+        task = await tasks_of(repos, alice).add(a_task(alice, description=description))
         await repos.idempotency.claim(alice.id, key, "fp", T0, TTL)
 
         await repos.idempotency.record(alice.id, key, task)
@@ -1606,24 +1998,90 @@ async def test_a_claim_once_the_ttl_has_passed_starts_afresh(repos: Repositories
     assert again == EarlierCreation("fp-3", None)  # the new claim, not the old task
 
 
-async def test_a_claim_forgets_every_owners_keys_older_than_the_ttl(repos: Repositories) -> None:
+async def test_an_expired_key_claimed_afresh_records_and_replays_the_new_creation(
+    repos: Repositories,
+) -> None:
+    alice = await repos.users.add(a_user())
+    old = await recorded_task(repos, alice)
+    await repos.idempotency.claim(alice.id, "key-1", "fp-old", T0, TTL)
+    await repos.idempotency.record(alice.id, "key-1", old)
+    afresh = T0 + TTL + timedelta(seconds=1)
+
+    # Not purged: the claim itself treats the expired key as free.
+    assert await repos.idempotency.claim(alice.id, "key-1", "fp-new", afresh, TTL) is None
+    new = await tasks_of(repos, alice).add(a_task(alice, "Created afresh", at=afresh))
+    await repos.idempotency.record(alice.id, "key-1", new)
+
+    # Within the ttl of the new claim (and long past the old one's), the new creation comes back.
+    replayed = await repos.idempotency.claim(alice.id, "key-1", "fp-x", afresh + TTL, TTL)
+    assert replayed == EarlierCreation("fp-new", new)
+
+
+async def test_a_claim_forgets_no_other_key_even_an_expired_one(repos: Repositories) -> None:
     alice = await repos.users.add(a_user("alice@example.com"))
     bob = await repos.users.add(a_user("bob@example.com"))
     task = await recorded_task(repos, alice)
     await repos.idempotency.claim(alice.id, "old", "fp-old", T0, TTL)
     await repos.idempotency.record(alice.id, "old", task)
-    await repos.idempotency.claim(alice.id, "young", "fp-young", T0 + TTL, TTL)
+    await repos.idempotency.claim(alice.id, "other", "fp-other", T0, TTL)
 
-    # Bob's claim, a day and a second later, forgets alice's old key but not her young one.
-    await repos.idempotency.claim(bob.id, "new", "fp-new", T0 + TTL + timedelta(seconds=1), TTL)
+    # Claims long past the ttl of alice's keys, by bob and by alice herself.
+    long_after = T0 + TTL + timedelta(days=1)
+    await repos.idempotency.claim(bob.id, "new", "fp-new", long_after, TTL)
+    await repos.idempotency.claim(alice.id, "new", "fp-new", long_after, TTL)
 
-    # Asked at a moment when it would still be within the ttl, the old key is gone for good.
-    assert (
-        await repos.idempotency.claim(alice.id, "old", "fp", T0 + timedelta(hours=1), TTL) is None
+    # Asked at a moment when they are within the ttl, alice's old keys are still there:
+    # forgetting is the purge's work, never a claim's.
+    within = T0 + timedelta(hours=1)
+    assert await repos.idempotency.claim(alice.id, "old", "fp", within, TTL) == EarlierCreation(
+        "fp-old", task
     )
-    assert await repos.idempotency.claim(
-        alice.id, "young", "fp", T0 + timedelta(hours=25), TTL
-    ) == EarlierCreation("fp-young", None)
+    assert await repos.idempotency.claim(alice.id, "other", "fp", within, TTL) == EarlierCreation(
+        "fp-other", None
+    )
+
+
+async def test_purging_forgets_every_owners_keys_claimed_before_the_moment_and_counts_them(
+    repos: Repositories,
+) -> None:
+    alice = await repos.users.add(a_user("alice@example.com"))
+    bob = await repos.users.add(a_user("bob@example.com"))
+    task = await recorded_task(repos, alice)
+    await repos.idempotency.claim(alice.id, "old", "fp-old", T0, TTL)
+    await repos.idempotency.record(alice.id, "old", task)
+    await repos.idempotency.claim(bob.id, "old", "fp-bob", T0 + timedelta(hours=1), TTL)
+    await repos.idempotency.claim(bob.id, "barely", "fp-barely", T0 + TTL - MICROSECOND, TTL)
+    await repos.idempotency.claim(alice.id, "young", "fp-young", T0 + TTL, TTL)
+    await repos.idempotency.claim(bob.id, "young", "fp-bob-young", T0 + TTL + MICROSECOND, TTL)
+
+    assert await repos.idempotency.purge_expired(T0 + TTL) == 3
+
+    # Asked at a moment when they would still be within the ttl, the old keys are gone.
+    assert (
+        await repos.idempotency.claim(alice.id, "old", "fp", T0 + timedelta(hours=2), TTL) is None
+    )
+    assert await repos.idempotency.claim(bob.id, "old", "fp", T0 + timedelta(hours=2), TTL) is None
+    assert await repos.idempotency.claim(bob.id, "barely", "fp", T0 + TTL, TTL) is None
+    # The keys claimed at the moment or after it stay.
+    within = T0 + TTL + timedelta(hours=1)
+    assert await repos.idempotency.claim(alice.id, "young", "fp", within, TTL) == EarlierCreation(
+        "fp-young", None
+    )
+    assert await repos.idempotency.claim(bob.id, "young", "fp", within, TTL) == EarlierCreation(
+        "fp-bob-young", None
+    )
+
+
+async def test_purging_again_finds_no_more_keys_to_forget(repos: Repositories) -> None:
+    alice = await repos.users.add(a_user())
+    await repos.idempotency.claim(alice.id, "old", "fp-old", T0, TTL)
+    await repos.idempotency.claim(alice.id, "young", "fp-young", T0 + TTL, TTL)
+    assert await repos.idempotency.purge_expired(T0 + timedelta(hours=1)) == 1
+
+    assert await repos.idempotency.purge_expired(T0 + timedelta(hours=1)) == 0
+    assert await repos.idempotency.claim(alice.id, "young", "fp", T0 + TTL, TTL) == EarlierCreation(
+        "fp-young", None
+    )
 
 
 # --- atomic blocks -----------------------------------------------------------------------------
@@ -1638,12 +2096,15 @@ async def test_an_atomic_block_that_succeeds_keeps_every_change_made_in_it(
 ) -> None:
     alice = await repos.users.add(a_user())
 
+    alices = tasks_of(repos, alice)
+
     async with repos.transactions.atomic():
+        await alices.admit()
         assert await repos.idempotency.claim(alice.id, "key-1", "fp-1", T0, TTL) is None
-        task = await repos.tasks.add(a_task(alice))
+        task = await alices.add(a_task(alice))
         await repos.idempotency.record(alice.id, "key-1", task)
 
-    assert await repos.tasks.get(task.id) == task
+    assert await alices.get(task.id) == task
     earlier = await repos.idempotency.claim(alice.id, "key-1", "fp-1", T0, TTL)
     assert earlier is not None and earlier.task == task
 
@@ -1652,20 +2113,22 @@ async def test_an_atomic_block_that_raises_undoes_every_change_made_in_it(
     repos: Repositories,
 ) -> None:
     alice = await repos.users.add(a_user())
-    kept = await repos.tasks.add(a_task(alice, "Kept"))
+    alices = tasks_of(repos, alice)
+    kept = await alices.add(a_task(alice, "Kept"))
 
     with pytest.raises(Abandoned):
         async with repos.transactions.atomic():
             assert await repos.idempotency.claim(alice.id, "key-1", "fp-1", T0, TTL) is None
-            added = await repos.tasks.add(a_task(alice, "Added"))
-            await repos.tasks.update(replace(kept, title="Changed", completed=True))
+            added = await alices.add(a_task(alice, "Added"))
+            changed = await alices.update(replace(kept, title="Changed", completed=True))
+            assert changed is not None
             await repos.users.cut_off_tokens(alice.id, T0)
             raise Abandoned()
 
-    assert await repos.tasks.get(added.id) is None
-    assert await repos.tasks.get(kept.id) == kept
+    assert await alices.get(added.id) is None
+    assert await alices.get(kept.id) == kept
     assert (await repos.users.get(alice.id)) == alice
-    page = await repos.tasks.list_for_owner(alice.id, completed=None, limit=10)
+    page = await alices.list(TaskQuery(limit=10))
     assert ([t.id for t in page.tasks], page.total) == ([kept.id], 1)
     # The key is free again: a retry may claim it.
     assert await repos.idempotency.claim(alice.id, "key-1", "fp-1", T0, TTL) is None
@@ -1675,32 +2138,34 @@ async def test_a_nested_atomic_block_that_raises_undoes_only_its_own_changes(
     repos: Repositories,
 ) -> None:
     alice = await repos.users.add(a_user())
+    alices = tasks_of(repos, alice)
 
     async with repos.transactions.atomic():
-        outer = await repos.tasks.add(a_task(alice, "Outer"))
+        outer = await alices.add(a_task(alice, "Outer"))
         with pytest.raises(Abandoned):
             async with repos.transactions.atomic():
-                inner = await repos.tasks.add(a_task(alice, "Inner"))
+                inner = await alices.add(a_task(alice, "Inner"))
                 raise Abandoned()
 
-    assert await repos.tasks.get(outer.id) == outer
-    assert await repos.tasks.get(inner.id) is None
+    assert await alices.get(outer.id) == outer
+    assert await alices.get(inner.id) is None
 
 
 async def test_changes_outside_an_atomic_block_stay_when_a_later_block_fails(
     repos: Repositories,
 ) -> None:
     alice = await repos.users.add(a_user())
-    before = await repos.tasks.add(a_task(alice, "Before"))
+    alices = tasks_of(repos, alice)
+    before = await alices.add(a_task(alice, "Before"))
 
     with pytest.raises(Abandoned):
         async with repos.transactions.atomic():
-            await repos.tasks.delete(before.id)
+            assert await alices.delete(before.id) is True
             raise Abandoned()
-    after = await repos.tasks.add(a_task(alice, "After"))
+    after = await alices.add(a_task(alice, "After"))
 
-    assert await repos.tasks.get(before.id) == before
-    assert await repos.tasks.get(after.id) == after
+    assert await alices.get(before.id) == before
+    assert await alices.get(after.id) == after
 
 
 # --- accounts linked to Better Auth identities -------------------------------------------------

@@ -243,7 +243,7 @@ def test_emails_are_unique_regardless_of_case(
 
 _SELECT = "SELECT id, user_id, title, description, completed, created_at, updated_at FROM tasks"
 _ORDER = "ORDER BY created_at DESC, id DESC LIMIT 20"
-# The statements PostgresTaskRepository.list_for_owner sends, one per filter.
+# The page statements PostgresCallerTasks.list sends, one per filter.
 LIST_QUERIES = {
     "all": f"{_SELECT} WHERE user_id = %(user)s {_ORDER}",
     "done": f"{_SELECT} WHERE user_id = %(user)s AND completed = %(done)s {_ORDER}",

@@ -6,7 +6,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from adapters.memory import InMemoryRevocationStore, InMemoryTaskRepository, InMemoryUserRepository
-from application.ports import Caller
+from application.ports import Caller, Clock
 from domain.users import User
 
 SIGNED_UP = datetime(2025, 1, 1, tzinfo=UTC)
@@ -14,10 +14,13 @@ SIGNED_UP = datetime(2025, 1, 1, tzinfo=UTC)
 Repository = TypeVar("Repository", bound=InMemoryTaskRepository)
 
 
-def task_repository(*owners: UUID, kind: type[Repository]) -> Repository:
-    """A task repository of the given kind over accounts with these ids, no token revoked."""
+def task_repository(
+    *owners: UUID, kind: type[Repository], clock: Clock | None = None
+) -> Repository:
+    """A task repository of the given kind over accounts with these ids, no token revoked,
+    moving versions by the clock."""
     accounts = [User(owner, f"{owner}@example.com", None, SIGNED_UP, SIGNED_UP) for owner in owners]
-    return kind(InMemoryUserRepository(accounts), InMemoryRevocationStore())
+    return kind(InMemoryUserRepository(accounts), InMemoryRevocationStore(), clock)
 
 
 def caller(owner: UUID) -> Caller:

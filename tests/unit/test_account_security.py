@@ -36,9 +36,10 @@ from application.errors import (
     UserNotFound,
     WrongPassword,
 )
-from application.tasks import TaskQuery, TaskService
+from application.tasks import TaskService
 from application.throttling import LoginThrottle, ThrottlePolicy, account_key
 from domain.errors import ValidationFailed, WeakPassword
+from domain.tasks import TaskQuery
 from domain.users import User
 
 SECRET = "r" * 40
@@ -102,7 +103,7 @@ def build(policy: ThrottlePolicy | None = None) -> World:
     hasher = CountingHasher()
     ids = RandomIds()
     revocations = InMemoryRevocationStore(clock)
-    task_repository = InMemoryTaskRepository(users, revocations)
+    task_repository = InMemoryTaskRepository(users, revocations, clock)
     accounts = AccountService(
         users=users,
         hasher=hasher,
@@ -138,7 +139,7 @@ async def fail_logins(world: World, times: int, email: str = EMAIL) -> None:
 
 
 async def failures_of(world: World, email: str = EMAIL) -> int:
-    failed = await world.attempts.failed_logins(account_key(email))
+    failed = world.attempts.failures_of(account_key(email))
     return 0 if failed is None else failed.count
 
 
@@ -297,7 +298,7 @@ async def test_a_login_the_busy_hasher_refuses_is_not_a_failure(
 
     assert await failures_of(world, email) == earlier_failures
     if earlier_failures == 0:
-        assert await world.attempts.failed_logins(account_key(email)) is None
+        assert world.attempts.failures_of(account_key(email)) is None
 
 
 async def test_busy_logins_never_lock_the_account(world: World) -> None:
@@ -349,7 +350,7 @@ async def test_an_account_deletion_the_busy_hasher_refuses_is_not_a_failure(
     with pytest.raises(ServerBusy):
         await world.accounts.delete_account(user, "not the password")
 
-    assert await world.attempts.failed_logins(account_key(EMAIL)) is None
+    assert world.attempts.failures_of(account_key(EMAIL)) is None
     assert await world.accounts.find_by_email(EMAIL) == user
 
 
@@ -638,7 +639,7 @@ async def test_delete_account_with_a_wrong_password_deletes_nothing(world: World
     with pytest.raises(WrongPassword):
         await world.accounts.delete_account(user, "not the password")
     assert await world.accounts.find_by_email(EMAIL) == user
-    assert await world.task_repository.get(task.id) == task
+    assert world.task_repository.stored(task.id) == task
     assert await world.accounts.authenticate(session.token.token) == user
     assert await failures_of(world) == 1
 
@@ -657,8 +658,8 @@ async def test_delete_account_deletes_the_user_and_their_tasks(world: World) -> 
     with pytest.raises(UserNotFound):
         await world.accounts.find_by_email(EMAIL)
     for task in tasks:
-        assert await world.task_repository.get(task.id) is None
-    assert (await world.task_repository.list_for_owner(user.id, completed=None, limit=9)).total == 0
+        assert world.task_repository.stored(task.id) is None
+    assert world.task_repository.stored_of(user.id) == []
     assert (await world.tasks.list(world.accounts.acting_for(bob), TaskQuery())).tasks == [bobs]
     with pytest.raises(UserNotFound):
         await world.accounts.authenticate(session.token.token)

@@ -16,6 +16,7 @@ from domain.tasks import (
     TaskChanges,
     apply_changes,
     new_task,
+    next_version,
     validate_changes,
 )
 from domain.users import password_problems
@@ -250,38 +251,36 @@ def test_validate_changes_reports_title_and_description_together() -> None:
 
 def test_update_of_the_title_alone_keeps_description_and_completed() -> None:
     task = make_task(title="Old", description="keep me", completed=True)
-    updated = apply_changes(task, validate_changes(TaskChanges(title=" New ")), NOW + TICK)
+    updated = apply_changes(task, validate_changes(TaskChanges(title=" New ")))
     assert (updated.title, updated.description, updated.completed) == ("New", "keep me", True)
 
 
 def test_update_of_completed_alone_keeps_title_and_description() -> None:
     task = make_task(title="Old", description="keep me", completed=False)
-    updated = apply_changes(task, TaskChanges(completed=True), NOW + TICK)
+    updated = apply_changes(task, TaskChanges(completed=True))
     assert (updated.title, updated.description, updated.completed) == ("Old", "keep me", True)
 
 
 def test_update_of_the_description_alone_keeps_title_and_completed() -> None:
     task = make_task(title="Old", description="before", completed=True)
-    updated = apply_changes(task, TaskChanges(description="after"), NOW + TICK)
+    updated = apply_changes(task, TaskChanges(description="after"))
     assert (updated.title, updated.description, updated.completed) == ("Old", "after", True)
 
 
 def test_none_clears_the_description_while_unchanged_keeps_it() -> None:
     task = make_task(description="something")
-    assert apply_changes(task, TaskChanges(description=None), NOW).description is None
-    assert apply_changes(task, TaskChanges(), NOW).description == "something"
+    assert apply_changes(task, TaskChanges(description=None)).description is None
+    assert apply_changes(task, TaskChanges()).description == "something"
 
 
 def test_update_can_mark_a_completed_task_as_open_again() -> None:
     task = make_task(completed=True)
-    assert apply_changes(task, TaskChanges(completed=False), NOW).completed is False
+    assert apply_changes(task, TaskChanges(completed=False)).completed is False
 
 
 def test_update_never_changes_id_owner_or_created_at() -> None:
     task = make_task()
-    updated = apply_changes(
-        task, TaskChanges(title="x", description=None, completed=True), NOW + timedelta(days=3)
-    )
+    updated = apply_changes(task, TaskChanges(title="x", description=None, completed=True))
     assert (updated.id, updated.owner_id, updated.created_at) == (
         task.id,
         task.owner_id,
@@ -289,50 +288,45 @@ def test_update_never_changes_id_owner_or_created_at() -> None:
     )
 
 
-def test_updated_at_takes_the_clock_when_it_moved_forward() -> None:
+def test_applying_changes_leaves_the_version_to_the_store() -> None:
+    task = make_task()
+    assert apply_changes(task, TaskChanges(completed=True)).updated_at == task.updated_at
+
+
+def test_next_version_takes_the_clock_when_it_moved_forward() -> None:
     later = NOW + timedelta(minutes=5)
-    assert apply_changes(make_task(), TaskChanges(completed=True), later).updated_at == later
+    assert next_version(NOW, later) == later
 
 
-def test_updated_at_moves_forward_even_when_the_clock_stands_still() -> None:
-    task = make_task()
-    updated = apply_changes(task, TaskChanges(completed=True), NOW)
-    assert updated.updated_at > task.updated_at
-    assert updated.updated_at == NOW + TICK
+def test_next_version_moves_forward_even_when_the_clock_stands_still() -> None:
+    assert next_version(NOW, NOW) == NOW + TICK
 
 
-def test_updated_at_moves_forward_even_when_the_clock_steps_back() -> None:
-    task = make_task()
-    updated = apply_changes(task, TaskChanges(completed=True), NOW - timedelta(hours=1))
-    assert updated.updated_at == NOW + TICK
-    assert updated.created_at == NOW
+def test_next_version_moves_forward_even_when_the_clock_steps_back() -> None:
+    assert next_version(NOW, NOW - timedelta(hours=1)) == NOW + TICK
 
 
-def test_updated_at_keeps_moving_over_repeated_updates_at_one_instant() -> None:
-    task = make_task()
-    stamps = [task.updated_at]
+def test_next_version_keeps_moving_over_repeated_changes_at_one_instant() -> None:
+    stamps = [NOW]
     for _ in range(5):
-        task = apply_changes(task, TaskChanges(), NOW)
-        stamps.append(task.updated_at)
+        stamps.append(next_version(stamps[-1], NOW))
     assert stamps == sorted(set(stamps))
     assert len(stamps) == 6
-    assert task.created_at == NOW
 
 
 @given(
     steps=st.lists(st.integers(min_value=-(10**9), max_value=10**9), min_size=1, max_size=10),
 )
-def test_property_updated_at_strictly_increases_and_created_at_never_changes(
+def test_property_next_version_strictly_increases_and_never_lags_the_clock(
     steps: list[int],
 ) -> None:
-    task = make_task()
+    version = NOW
     for offset_us in steps:
         now = NOW + timedelta(microseconds=offset_us)
-        updated = apply_changes(task, TaskChanges(completed=not task.completed), now)
-        assert updated.updated_at > task.updated_at
-        assert updated.updated_at >= now
-        assert updated.created_at == NOW
-        task = updated
+        moved = next_version(version, now)
+        assert moved > version
+        assert moved >= now
+        version = moved
 
 
 # --- ownership ------------------------------------------------------------------------------

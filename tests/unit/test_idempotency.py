@@ -16,9 +16,9 @@ from adapters.memory import (
 from adapters.system import RandomIds
 from application.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from application.ports import EarlierCreation
-from application.tasks import IDEMPOTENCY_WINDOW, TaskQuery, TaskService
+from application.tasks import IDEMPOTENCY_WINDOW, TaskService
 from domain.errors import ValidationFailed
-from domain.tasks import Task
+from domain.tasks import Task, TaskQuery
 from tests.unit.owners import caller, task_repository
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -184,7 +184,7 @@ async def test_once_the_first_request_records_its_task_a_retry_gets_it(world: Wo
     with pytest.raises(IdempotencyKeyInUse):
         await world.service.create(caller(ALICE), **BODY, idempotency_key=KEY)
     finished = Task(RandomIds().new_id(), ALICE, "Buy milk", "two litres", False, START, START)
-    await world.tasks.add(finished)
+    await world.tasks.for_caller(caller(ALICE)).add(finished)
     await world.store.record(ALICE, KEY, finished)
     assert await world.service.create(caller(ALICE), **BODY, idempotency_key=KEY) == finished
 

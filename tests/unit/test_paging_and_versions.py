@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from adapters.memory import (
     FixedClock,
+    InMemoryCallerTasks,
     InMemoryIdempotencyStore,
     InMemoryRevocationStore,
     InMemoryTaskRepository,
@@ -20,10 +21,10 @@ from adapters.memory import (
     InMemoryUserRepository,
 )
 from adapters.system import RandomIds
-from application.ports import Caller, TaskPage
-from application.tasks import MAX_OFFSET, TaskQuery, TaskService
+from application.ports import Caller, Clock, TaskPage
+from application.tasks import TaskService
 from domain.errors import TaskAccessDenied, TaskChanged, TaskNotFound, ValidationFailed
-from domain.tasks import Task, TaskChanges, TaskPosition
+from domain.tasks import MAX_OFFSET, Task, TaskChanges, TaskPosition, TaskQuery
 from tests.unit.owners import caller, task_repository
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -50,10 +51,12 @@ class World:
 
 
 def make_world(
-    repository: InMemoryTaskRepository | None = None, ids: QueuedIds | None = None
+    repository: InMemoryTaskRepository | None = None,
+    ids: QueuedIds | None = None,
+    clock: FixedClock | None = None,
 ) -> World:
-    repository = repository or task_repository(ALICE, BOB, kind=InMemoryTaskRepository)
-    clock = FixedClock(START)
+    clock = clock or FixedClock(START)
+    repository = repository or task_repository(ALICE, BOB, kind=InMemoryTaskRepository, clock=clock)
     idempotency = InMemoryIdempotencyStore()
     service = TaskService(
         tasks=repository,
@@ -454,44 +457,53 @@ async def test_delete_without_versions_is_unconditional(world: World) -> None:
 class InterleavingTaskRepository(InMemoryTaskRepository):
     """Runs what another request does right before this request's write reaches storage."""
 
-    def __init__(self, users: InMemoryUserRepository, revocations: InMemoryRevocationStore) -> None:
-        super().__init__(users, revocations)
+    def __init__(
+        self,
+        users: InMemoryUserRepository,
+        revocations: InMemoryRevocationStore,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(users, revocations, clock)
         self.meanwhile: list[Task | UUID] = []
         """Tasks to store (a concurrent update) or ids to delete (a concurrent delete)."""
 
-    async def _interleave(self) -> None:
+    def for_caller(self, caller: Caller) -> InMemoryCallerTasks:
+        return InterleavingCallerTasks(self, caller)
+
+    async def interleave(self, as_caller: Caller) -> None:
+        other = InMemoryCallerTasks(self, as_caller)
         for step in self.meanwhile:
             if isinstance(step, Task):
-                await super().update(step)
+                await other.update(step)
             else:
-                await super().delete(step)
+                await other.delete(step)
         self.meanwhile = []
 
+
+class InterleavingCallerTasks(InMemoryCallerTasks):
+    def __init__(self, repository: InterleavingTaskRepository, caller: Caller) -> None:
+        super().__init__(repository, caller)
+        self._interleaving = repository
+        self._as = caller
+
     async def update(
-        self,
-        task: Task,
-        *,
-        expected_versions: Collection[datetime] | None = None,
-        caller: Caller | None = None,
+        self, task: Task, *, expected_versions: Collection[datetime] | None = None
     ) -> Task | None:
-        await self._interleave()
-        return await super().update(task, expected_versions=expected_versions, caller=caller)
+        await self._interleaving.interleave(self._as)
+        return await super().update(task, expected_versions=expected_versions)
 
     async def delete(
-        self,
-        task_id: UUID,
-        *,
-        expected_versions: Collection[datetime] | None = None,
-        caller: Caller | None = None,
+        self, task_id: UUID, *, expected_versions: Collection[datetime] | None = None
     ) -> bool:
-        await self._interleave()
-        return await super().delete(task_id, expected_versions=expected_versions, caller=caller)
+        await self._interleaving.interleave(self._as)
+        return await super().delete(task_id, expected_versions=expected_versions)
 
 
 @pytest.fixture
 def racy() -> tuple[World, InterleavingTaskRepository]:
-    repository = task_repository(ALICE, BOB, kind=InterleavingTaskRepository)
-    return make_world(repository), repository
+    clock = FixedClock(START)
+    repository = task_repository(ALICE, BOB, kind=InterleavingTaskRepository, clock=clock)
+    return make_world(repository, clock=clock), repository
 
 
 async def test_a_change_between_read_and_write_is_caught(

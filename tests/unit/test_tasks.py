@@ -28,15 +28,17 @@ from adapters.memory import (
 from adapters.system import RandomIds
 from application.errors import UserNotFound
 from application.ports import IdGenerator
-from application.tasks import (
+from application.tasks import TaskService
+from domain.errors import TaskAccessDenied, TaskNotFound, ValidationFailed
+from domain.tasks import (
     DEFAULT_PAGE_SIZE,
     MAX_OFFSET,
     MAX_PAGE_SIZE,
+    UNCHANGED,
+    Task,
+    TaskChanges,
     TaskQuery,
-    TaskService,
 )
-from domain.errors import TaskAccessDenied, TaskNotFound, ValidationFailed
-from domain.tasks import UNCHANGED, Task, TaskChanges
 from tests.unit.owners import caller, task_repository
 
 T = TypeVar("T")
@@ -78,8 +80,8 @@ class World:
 
 @pytest.fixture
 def world() -> World:
-    repository = task_repository(ALICE, BOB, kind=InMemoryTaskRepository)
     clock = FixedClock(START)
+    repository = task_repository(ALICE, BOB, kind=InMemoryTaskRepository, clock=clock)
     return World(in_memory_task_service(repository, clock), repository, clock)
 
 
@@ -142,8 +144,9 @@ async def test_list_is_newest_first(world: World) -> None:
 
 async def test_list_breaks_created_at_ties_by_id_descending() -> None:
     ids = [UUID(int=n) for n in (5, 9, 1, 7)]
-    repository = task_repository(ALICE, BOB, kind=InMemoryTaskRepository)
-    service = in_memory_task_service(repository, FixedClock(START), SequentialIds(ids))
+    clock = FixedClock(START)
+    repository = task_repository(ALICE, BOB, kind=InMemoryTaskRepository, clock=clock)
+    service = in_memory_task_service(repository, clock, SequentialIds(ids))
     for n in range(4):
         await service.create(caller(ALICE), title=f"task {n}")
     page = await service.list(caller(ALICE), TaskQuery())
@@ -347,7 +350,7 @@ class OwnershipMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.clock = FixedClock(START)
         self.service = in_memory_task_service(
-            task_repository(ALICE, BOB, kind=InMemoryTaskRepository), self.clock
+            task_repository(ALICE, BOB, kind=InMemoryTaskRepository, clock=self.clock), self.clock
         )
         self.alice: dict[UUID, Expected] = {}
         self.bob: dict[UUID, Expected] = {}

@@ -56,15 +56,15 @@ def test_the_default_policy_is_the_one_the_issue_asks_for() -> None:
 
 
 async def failures(throttled: Throttled, key: str = KEY) -> int:
-    recorded = await throttled.store.failed_logins(key)
+    recorded = throttled.store.failures_of(key)
     return 0 if recorded is None else recorded.count
 
 
 async def test_an_account_without_failures_is_not_locked(lockout: Throttled) -> None:
-    assert await lockout.store.failed_logins(KEY) is None
+    assert lockout.store.failures_of(KEY) is None
     await lockout.throttle.attempt(KEY)
     # Counted up front: until it succeeds, the attempt is a failure.
-    assert await lockout.store.failed_logins(KEY) == FailedLogins(1, START)
+    assert lockout.store.failures_of(KEY) == FailedLogins(1, START)
 
 
 async def test_attempts_up_to_the_limit_do_not_lock(lockout: Throttled) -> None:
@@ -100,7 +100,7 @@ async def test_refused_attempts_are_counted_but_do_not_extend_the_lock(
             await lockout.throttle.attempt(KEY)
         assert caught.value.retry_after_seconds == seconds_left
         lockout.later(minutes=1)
-    assert await lockout.store.failed_logins(KEY) == FailedLogins(6, START)
+    assert lockout.store.failures_of(KEY) == FailedLogins(6, START)
 
 
 async def test_the_lock_reports_at_least_one_second_to_wait(lockout: Throttled) -> None:
@@ -128,7 +128,7 @@ async def test_after_the_window_the_count_of_failures_restarts(lockout: Throttle
     lockout.at(restart)
 
     await lockout.throttle.attempt(KEY)
-    assert await lockout.store.failed_logins(KEY) == FailedLogins(1, restart)
+    assert lockout.store.failures_of(KEY) == FailedLogins(1, restart)
     await lockout.throttle.attempt(KEY)
     await lockout.throttle.attempt(KEY)
     with pytest.raises(TooManyFailedLogins) as caught:
@@ -140,7 +140,7 @@ async def test_a_success_clears_the_failures(lockout: Throttled) -> None:
     for _ in range(3):
         await lockout.throttle.attempt(KEY)
     await lockout.throttle.succeeded(KEY)
-    assert await lockout.store.failed_logins(KEY) is None
+    assert lockout.store.failures_of(KEY) is None
     await lockout.throttle.attempt(KEY)
     assert await failures(lockout) == 1
 
@@ -200,7 +200,7 @@ async def test_abandoning_an_attempt_gives_back_exactly_one_failure(lockout: Thr
     await lockout.throttle.abandoned(KEY)
 
     # One fewer, in the same window.
-    assert await lockout.store.failed_logins(KEY) == FailedLogins(2, START)
+    assert lockout.store.failures_of(KEY) == FailedLogins(2, START)
 
 
 async def test_abandoning_the_only_attempt_forgets_the_account(lockout: Throttled) -> None:
@@ -208,11 +208,11 @@ async def test_abandoning_the_only_attempt_forgets_the_account(lockout: Throttle
 
     await lockout.throttle.abandoned(KEY)
 
-    assert await lockout.store.failed_logins(KEY) is None
+    assert lockout.store.failures_of(KEY) is None
     # The next attempt opens a window of its own.
     lockout.later(minutes=2)
     await lockout.throttle.attempt(KEY)
-    assert await lockout.store.failed_logins(KEY) == FailedLogins(1, START + timedelta(minutes=2))
+    assert lockout.store.failures_of(KEY) == FailedLogins(1, START + timedelta(minutes=2))
 
 
 async def test_abandoning_an_attempt_of_an_account_without_failures_changes_nothing(
@@ -221,8 +221,8 @@ async def test_abandoning_an_attempt_of_an_account_without_failures_changes_noth
     bob = account_key("bob@example.com")
     await lockout.throttle.attempt(bob)
     await lockout.throttle.abandoned(KEY)
-    assert await lockout.store.failed_logins(KEY) is None
-    assert await lockout.store.failed_logins(bob) == FailedLogins(1, START)
+    assert lockout.store.failures_of(KEY) is None
+    assert lockout.store.failures_of(bob) == FailedLogins(1, START)
 
 
 async def test_abandoned_attempts_never_lock_the_account(lockout: Throttled) -> None:
@@ -280,7 +280,7 @@ async def test_simultaneous_attempts_let_at_most_the_limit_through(
     assert len(let_through) == min(simultaneous, 3)
     assert len(refused) == simultaneous - len(let_through)
     assert {r.retry_after_seconds for r in refused} <= {600}
-    assert await store.failed_logins(KEY) == FailedLogins(simultaneous, START)
+    assert store.failures_of(KEY) == FailedLogins(simultaneous, START)
 
 
 # --- attempts per client address --------------------------------------------------------------
@@ -358,7 +358,7 @@ async def test_client_attempts_and_account_failures_are_counted_apart(
     for _ in range(3):
         await per_client.throttle.count_attempt(CLIENT)
     # The client is at its limit, the account has no failures.
-    assert await per_client.store.failed_logins(KEY) is None
+    assert per_client.store.failures_of(KEY) is None
     for _ in range(5):
         await per_client.throttle.attempt(KEY)
     with pytest.raises(TooManyFailedLogins):

@@ -50,6 +50,7 @@ class Services:
         self.database = database = PostgresDatabase(pool)
         # One hasher for the process: its bound on concurrent hashing must be shared.
         self._hasher = hasher or BcryptHasher(settings.bcrypt_rounds)
+        self._strength = ZxcvbnStrengthMeter()  # one meter too: its bound must be shared
         throttle = LoginThrottle(
             store=PostgresLoginAttemptStore(database),
             clock=clock,
@@ -68,7 +69,7 @@ class Services:
         self.accounts = AccountService(
             users=users,
             hasher=self._hasher,
-            strength=ZxcvbnStrengthMeter(),
+            strength=self._strength,
             tokens=TokenKinds(
                 own_tokens,
                 better_auth=None if better_auth is None else better_auth_tokens(better_auth),

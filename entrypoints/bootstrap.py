@@ -106,6 +106,10 @@ class Services:
     def password_hashes_waiting(self) -> int:
         return self._hasher.waiting if isinstance(self._hasher, BcryptHasher) else 0
 
+    @property
+    def password_strength_checks_waiting(self) -> int:
+        return self._strength.waiting
+
 
 def better_auth_tokens(settings: BetterAuthSettings) -> BetterAuthTokens:
     """Better Auth's tokens, verified with the keys it publishes, cached for the process."""

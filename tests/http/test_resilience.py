@@ -1077,7 +1077,7 @@ def test_metrics_count_methods_no_route_has_as_other(client: Client) -> None:
     assert not any(("method", "BREW") in labels for _, labels in after)
 
 
-def test_metrics_report_the_pool_and_the_password_hashing_queue(client: Client) -> None:
+def test_metrics_report_the_pool_and_the_password_queues(client: Client) -> None:
     samples = scrape(client)
 
     pool = {
@@ -1091,6 +1091,8 @@ def test_metrics_report_the_pool_and_the_password_hashing_queue(client: Client) 
     assert ("todo_api_db_pool_waiting", frozenset()) in samples
     assert ("todo_api_password_hashing_waiting", frozenset()) in samples
     assert value_of(samples, "todo_api_password_hashing_waiting") == 0
+    assert ("todo_api_password_strength_checks_waiting", frozenset()) in samples
+    assert value_of(samples, "todo_api_password_strength_checks_waiting") == 0
 
 
 def test_failed_logins_are_counted(client: Client, alice: Account) -> None:

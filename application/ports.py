@@ -288,6 +288,9 @@ class Transactions(Protocol):
 
 
 class PasswordStrengthMeter(Protocol):
+    """Slow for long passwords; implementations must not block the event loop, and raise
+    ServerBusy rather than queue without bound."""
+
     async def weakness(self, password: str, user_inputs: Sequence[str]) -> str | None:
         """None when the password is hard enough to guess; otherwise advice on making it
         stronger. user_inputs (the email, say) count as known to an attacker."""

@@ -47,6 +47,7 @@ class Services:
         self.database = database = PostgresDatabase(pool)
         # One hasher for the process: its bound on concurrent hashing must be shared.
         self._hasher = hasher or BcryptHasher(settings.bcrypt_rounds)
+        self._strength = ZxcvbnStrengthMeter()  # one meter too: its bound must be shared
         throttle = LoginThrottle(
             store=PostgresLoginAttemptStore(database),
             clock=clock,
@@ -65,7 +66,7 @@ class Services:
         self.accounts = AccountService(
             users=users,
             hasher=self._hasher,
-            strength=ZxcvbnStrengthMeter(),
+            strength=self._strength,
             tokens=TokenKinds(
                 own_tokens,
                 better_auth=None if better_auth is None else better_auth_tokens(better_auth),
@@ -101,6 +102,10 @@ class Services:
     @property
     def password_hashes_waiting(self) -> int:
         return self._hasher.waiting if isinstance(self._hasher, BcryptHasher) else 0
+
+    @property
+    def password_strength_checks_waiting(self) -> int:
+        return self._strength.waiting
 
 
 def better_auth_tokens(settings: BetterAuthSettings) -> BetterAuthTokens:

@@ -43,7 +43,7 @@ class Settings:
     login_lockout_minutes: int = 15
     auth_rate_per_minute: int = 30
     metrics_token: str | None = None
-    """When set, GET /metrics needs it as a bearer token."""
+    """When set, GET /metrics needs it as a bearer token; None: there is no /metrics."""
     log_level: str = "INFO"
     log_format: str | None = None
     """"json" or "console"; None: console on a terminal, JSON elsewhere."""

@@ -37,6 +37,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
     DATABASE_URL is set) unless ready-made services are passed in."""
 
     metrics = Metrics(lambda: getattr(app.state, "services", None))
+    # Without METRICS_TOKEN there is no /metrics at all, not even in the OpenAPI document: a
+    # public server tells no stranger its routes and traffic, nor that they could be asked for.
+    metrics_route = [metrics_endpoint] if settings.metrics_token is not None else []
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -55,7 +58,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
         route_handlers=[
             health,
             liveness,
-            metrics_endpoint,
+            *metrics_route,
             AuthController,
             TaskController,
             web_app_router(),

@@ -50,14 +50,14 @@ async def liveness() -> LivenessResponse:
     tags=["health"],
     media_type=METRICS_CONTENT_TYPE,
     responses=responses(401),
-    description="Prometheus text format. With METRICS_TOKEN set, needs `Authorization: Bearer "
-    "<METRICS_TOKEN>`.",
+    description="Prometheus text format. Needs `Authorization: Bearer <METRICS_TOKEN>`; without "
+    "METRICS_TOKEN the route does not exist.",
 )
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
-    expected = request.app.state.metrics_token
-    if expected is not None:
-        presented = bearer_token(request) or ""
-        if not hmac.compare_digest(presented.encode(), expected.encode()):
-            raise NotAuthenticated() if not presented else InvalidToken()
+    # Only routed when METRICS_TOKEN is set (see create_app).
+    expected: str = request.app.state.metrics_token
+    presented = bearer_token(request) or ""
+    if not hmac.compare_digest(presented.encode(), expected.encode()):
+        raise NotAuthenticated() if not presented else InvalidToken()
     exposition = request.app.state.metrics.exposition()
     return Response(exposition, media_type=METRICS_CONTENT_TYPE)

@@ -63,7 +63,7 @@ class Metrics:
 
 
 class _Resources(Collector):
-    """Read at each scrape: the connection pool and the password-hashing queue."""
+    """Read at each scrape: the connection pool and the queues of password work."""
 
     def __init__(self, services: Callable[[], Services | None]) -> None:
         self._services = services
@@ -91,4 +91,9 @@ class _Resources(Collector):
             "todo_api_password_hashing_waiting",
             "Password hashes waiting for a free core.",
             value=services.password_hashes_waiting,
+        )
+        yield GaugeMetricFamily(
+            "todo_api_password_strength_checks_waiting",
+            "Password strength checks waiting for the zxcvbn thread.",
+            value=services.password_strength_checks_waiting,
         )

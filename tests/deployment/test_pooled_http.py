@@ -11,7 +11,7 @@ from litestar.testing import TestClient
 from entrypoints.http.app import create_app
 from tests.deployment.conftest import Database
 from tests.http.conftest import alice, bob, client  # noqa: F401 - the same fixtures, over the pooler
-from tests.http.support import Client, make_settings
+from tests.http.support import METRICS_TOKEN, Client, make_settings
 from tests.http.test_auth import *  # noqa: F403 - every auth scenario, collected again here
 from tests.http.test_hardening import (  # noqa: F401 - collected again here
     app_with,
@@ -36,6 +36,8 @@ def database_url(migrated_pooled_database: Database) -> str:
 
 @pytest.fixture(scope="session")
 def session_client(migrated_pooled_database: Database) -> Iterator[Client]:
-    settings = make_settings(migrated_pooled_database.pooled, prepare_threshold=None)
+    settings = make_settings(
+        migrated_pooled_database.pooled, prepare_threshold=None, metrics_token=METRICS_TOKEN
+    )
     with TestClient(create_app(settings)) as pooled:
         yield pooled

@@ -7,7 +7,7 @@ from litestar.testing import TestClient
 
 from entrypoints.http.app import create_app
 from entrypoints.settings import BetterAuthSettings
-from tests.http.support import Account, Client, make_settings
+from tests.http.support import METRICS_TOKEN, Account, Client, make_settings
 
 # Where no Better Auth answers: todo-api's own tokens must never need it.
 UNREACHABLE_BETTER_AUTH = "http://127.0.0.1:9"
@@ -19,13 +19,15 @@ UNREACHABLE_BETTER_AUTH = "http://127.0.0.1:9"
 def session_client(database_url: str, request: pytest.FixtureRequest) -> Iterator[Client]:
     """The app over the session's database, its lifespan running for the whole session. Every
     HTTP test runs twice: without BETTER_AUTH_URL, and with it set (to a Better Auth that is
-    down), so that Better Auth's tokens change nothing for todo-api's own."""
+    down), so that Better Auth's tokens change nothing for todo-api's own. It serves /metrics,
+    to METRICS_TOKEN."""
     better_auth = (
         BetterAuthSettings.at(UNREACHABLE_BETTER_AUTH)
         if request.param == "with-better-auth"
         else None
     )
-    with TestClient(create_app(make_settings(database_url, better_auth=better_auth))) as client:
+    settings = make_settings(database_url, better_auth=better_auth, metrics_token=METRICS_TOKEN)
+    with TestClient(create_app(settings)) as client:
         yield client
 
 

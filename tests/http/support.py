@@ -19,6 +19,8 @@ SECRET = "s" * 40
 FRONTEND_ORIGIN = "http://localhost:3000"
 PASSWORD = "correct horse battery staple"
 PROBLEM_JSON = "application/problem+json"
+METRICS_TOKEN = "m" * 24
+"""The operator's token of the apps that serve /metrics (without one there is no /metrics)."""
 TASK_KEYS = {"id", "title", "description", "completed", "user_id", "created_at", "updated_at"}
 USER_KEYS = {"id", "email", "created_at"}
 _UTC_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")

@@ -441,7 +441,7 @@ def test_openapi_declares_bearer_security_on_protected_operations(
     openapi: dict[str, Any],
 ) -> None:
     operations = _operations(openapi)
-    # /metrics takes the operator's METRICS_TOKEN when one is set, never a user's token.
+    # /metrics takes the operator's METRICS_TOKEN, never a user's token.
     public = {
         ("get", "/health"),
         ("get", "/health/live"),

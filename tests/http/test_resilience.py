@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from entrypoints.http.app import create_app
 from entrypoints.logs import configure_logging
 from tests.http.support import (
+    METRICS_TOKEN,
     PASSWORD,
     Account,
     Client,
@@ -141,8 +142,8 @@ def wait_for_lock_waiters(url: str, count: int) -> None:
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def scrape(client: Client, headers: dict[str, str] | None = None) -> Samples:
-    response = client.get("/metrics", headers=headers)
+def scrape(client: Client, token: str = METRICS_TOKEN) -> Samples:
+    response = client.get("/metrics", headers=bearer(token))
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     return {
@@ -1043,7 +1044,7 @@ def test_metrics_count_requests_by_method_route_and_status(client: Client, alice
     assert client.get("/api/tasks").status_code == 401
     assert client.get(task_url(task), headers=alice.headers).status_code == 200
     after = scrape(client)
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=bearer(METRICS_TOKEN)).text
 
     def grew(name: str, **labels: str) -> float:
         return value_of(after, name, **labels) - value_of(before, name, **labels)
@@ -1076,7 +1077,7 @@ def test_metrics_count_methods_no_route_has_as_other(client: Client) -> None:
     assert not any(("method", "BREW") in labels for _, labels in after)
 
 
-def test_metrics_report_the_pool_and_the_password_hashing_queue(client: Client) -> None:
+def test_metrics_report_the_pool_and_the_password_queues(client: Client) -> None:
     samples = scrape(client)
 
     pool = {
@@ -1090,6 +1091,8 @@ def test_metrics_report_the_pool_and_the_password_hashing_queue(client: Client) 
     assert ("todo_api_db_pool_waiting", frozenset()) in samples
     assert ("todo_api_password_hashing_waiting", frozenset()) in samples
     assert value_of(samples, "todo_api_password_hashing_waiting") == 0
+    assert ("todo_api_password_strength_checks_waiting", frozenset()) in samples
+    assert value_of(samples, "todo_api_password_strength_checks_waiting") == 0
 
 
 def test_failed_logins_are_counted(client: Client, alice: Account) -> None:
@@ -1133,8 +1136,36 @@ def test_metrics_need_the_metrics_token_when_one_is_set(
     assert_problem(protected.get("/metrics", headers=bearer("s3cret2")), 401, "Invalid token")
     assert_problem(protected.get("/metrics", headers=alice.headers), 401, "Invalid token")
     assert_problem(protected.get("/metrics", headers={"Authorization": "Basic s3cret"}), 401)
-    samples = scrape(protected, headers=bearer("s3cret"))
+    samples = scrape(protected, token="s3cret")
     assert ("todo_api_db_pool_waiting", frozenset()) in samples
+    assert "/metrics" in protected.get("/schema/openapi.json").json()["paths"]
+
+
+def _without_request_id(response: httpx.Response) -> tuple[int, dict[str, str], bytes]:
+    headers = {name: value for name, value in response.headers.items() if name != "x-request-id"}
+    return response.status_code, headers, response.content
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "OPTIONS"])
+def test_without_a_metrics_token_metrics_answer_as_an_unknown_route_does(
+    app_with: AppFactory, alice: Account, method: str
+) -> None:
+    # A stranger must not learn that the route exists, whatever they send.
+    closed = app_with(metrics_token=None)
+
+    for headers in ({}, bearer(METRICS_TOKEN), alice.headers):
+        metrics = closed.request(method, "/metrics", headers=headers)
+        unknown = closed.request(method, "/metrix", headers=headers)
+        assert _without_request_id(metrics) == _without_request_id(unknown)
+    assert_problem(closed.get("/metrics"), 404, "Not Found")
+
+
+def test_without_a_metrics_token_the_api_document_has_no_metrics(app_with: AppFactory) -> None:
+    document = app_with(metrics_token=None).get("/schema/openapi.json").json()
+
+    assert "/metrics" not in document["paths"]
+    assert "/health" in document["paths"]  # the rest is still described
+    assert "metrics" not in json.dumps(document).lower()
 
 
 # --- overload -------------------------------------------------------------------------------
@@ -1147,7 +1178,11 @@ def test_beyond_the_waiting_bound_requests_get_503_at_once_and_the_app_carries_o
     request holding the connection blocks inside the database; a second waits for the
     connection; every further one is refused at once, without waiting for the timeout."""
     client = app_with(
-        pool_min_size=1, pool_max_size=1, pool_max_waiting=1, pool_timeout_seconds=WAIT_SECONDS
+        pool_min_size=1,
+        pool_max_size=1,
+        pool_max_waiting=1,
+        pool_timeout_seconds=WAIT_SECONDS,
+        metrics_token=METRICS_TOKEN,
     )
     alice = Account(client, "alice@example.com")
     create_task(client, alice)

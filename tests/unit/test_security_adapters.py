@@ -1,4 +1,5 @@
-"""Hardened adapters: JWT key rotation and time claims, the bounded bcrypt hasher, zxcvbn."""
+"""Hardened adapters: JWT key rotation and time claims, the bounded bcrypt hasher, the bounded
+zxcvbn meter."""
 
 import asyncio
 import os
@@ -13,7 +14,9 @@ from uuid import UUID
 import bcrypt
 import jwt
 import pytest
+from zxcvbn import zxcvbn
 
+from adapters import password_strength
 from adapters.password_strength import ZxcvbnStrengthMeter
 from adapters.passwords import HASHING_NICENESS, BcryptHasher
 from adapters.tokens import JwtTokenService
@@ -395,11 +398,131 @@ def frequent_thread_switches() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("frequent_thread_switches")
-async def test_concurrent_checks_each_use_their_own_email(meter: ZxcvbnStrengthMeter) -> None:
+async def test_concurrent_checks_each_use_their_own_email() -> None:
     # Registrations of different people are checked at the same time, in worker threads.
     # zxcvbn keeps the user inputs of a check in a module-wide dictionary: unless checks are
-    # serialised, one check can run against another person's email and pass.
+    # serialised, one check can run against another person's email and pass. Each meter runs
+    # one check at a time; several meters (one per service) share the module.
+    meters = [ZxcvbnStrengthMeter(queue=10) for _ in range(4)]
     emails = [f"zbigniew.wojtaszek{i}@example.com" for i in range(40)]
-    advice = await asyncio.gather(*(meter.weakness(email, [email]) for email in emails))
+    advice = await asyncio.gather(
+        *(meters[i % len(meters)].weakness(email, [email]) for i, email in enumerate(emails))
+    )
     accepted = [email for email, said in zip(emails, advice, strict=True) if said is None]
     assert accepted == []
+
+
+class HeldChecks:
+    """zxcvbn made to wait for the test before it measures, so that a check stays running."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+        self.entered = 0
+
+    def __call__(self, password: str, **options: Any) -> dict[str, Any]:
+        self.entered += 1
+        assert self.released.wait(WAIT_FOR_A_HELD_CHECK), "the test never released the check"
+        result: dict[str, Any] = zxcvbn(password, **options)
+        return result
+
+
+WAIT_FOR_A_HELD_CHECK = 10.0
+WEAK = "password1"
+
+
+async def at_once(check: Coroutine[Any, Any, str | None]) -> str | None:
+    """The check, given a second at most: one that was admitted fails the test quickly
+    instead of waiting for the held check."""
+    return await asyncio.wait_for(check, timeout=1.0)
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldChecks]:
+    checks = HeldChecks()
+    monkeypatch.setattr(password_strength, "zxcvbn", checks)
+    yield checks
+    checks.released.set()  # a failed test must not leave a thread waiting
+
+
+async def test_nothing_waits_on_an_idle_meter() -> None:
+    meter = ZxcvbnStrengthMeter(queue=1)
+    assert meter.waiting == 0
+    assert await meter.weakness(WEAK, [])
+    assert meter.waiting == 0
+
+
+async def test_past_the_running_and_the_queued_checks_a_check_is_refused_at_once(
+    held: HeldChecks,
+) -> None:
+    meter = ZxcvbnStrengthMeter(queue=2)
+    admitted = [started(meter.weakness(WEAK, [])) for _ in range(3)]
+    await until(lambda: held.entered == 1 and meter.waiting == 2)
+
+    refused_at = time.monotonic()
+    for _ in range(5):
+        with pytest.raises(ServerBusy) as caught:
+            await at_once(meter.weakness("correct horse battery staple", []))
+        assert isinstance(caught.value, RetryLater)
+        assert caught.value.retry_after_seconds >= 1
+    assert time.monotonic() - refused_at < 0.05  # no waiting for the held check
+    assert not any(check.done() for check in admitted)
+    assert meter.waiting == 2  # the refused ones took no place
+
+    held.released.set()
+    advice = await asyncio.gather(*admitted)
+    assert all(advice)  # each admitted check measured its password
+    assert held.entered == 3
+    assert meter.waiting == 0
+
+
+async def test_after_the_rush_checks_are_admitted_again(held: HeldChecks) -> None:
+    meter = ZxcvbnStrengthMeter(queue=1)
+    admitted = [started(meter.weakness(WEAK, [])) for _ in range(2)]
+    await until(lambda: meter.waiting == 1)
+    with pytest.raises(ServerBusy):
+        await at_once(meter.weakness(WEAK, []))
+    held.released.set()
+    await asyncio.gather(*admitted)
+
+    assert await meter.weakness("correct horse battery staple", []) is None
+    # As many as before are admitted at once: running one, waiting one.
+    both = await asyncio.gather(meter.weakness(WEAK, []), meter.weakness(WEAK, []))
+    assert all(both)
+    assert meter.waiting == 0
+
+
+async def test_a_cancelled_waiting_check_frees_its_place(held: HeldChecks) -> None:
+    meter = ZxcvbnStrengthMeter(queue=1)
+    running = started(meter.weakness(WEAK, []))
+    waiting = started(meter.weakness(WEAK, []))
+    await until(lambda: held.entered == 1 and meter.waiting == 1)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert meter.waiting == 0
+    replacement = started(meter.weakness("correct horse battery staple", []))  # not refused
+    await until(lambda: meter.waiting == 1)
+
+    held.released.set()
+    assert await running
+    assert await replacement is None
+    assert held.entered == 2  # the cancelled check never ran
+    assert meter.waiting == 0
+
+
+async def test_a_cancelled_running_check_keeps_its_turn_until_zxcvbn_is_done(
+    held: HeldChecks,
+) -> None:
+    meter = ZxcvbnStrengthMeter(queue=0)
+    running = started(meter.weakness(WEAK, []))
+    await until(lambda: held.entered == 1)
+    running.cancel()
+    await asyncio.sleep(0.01)
+    # The thread is still measuring: a second check would run beside it.
+    with pytest.raises(ServerBusy):
+        await at_once(meter.weakness(WEAK, []))
+
+    held.released.set()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert await meter.weakness(WEAK, [])

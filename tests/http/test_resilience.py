@@ -518,6 +518,39 @@ def test_a_retry_with_the_same_key_and_body_answers_the_first_201_and_creates_no
     assert total_of(client, alice) == 3
 
 
+@pytest.mark.parametrize(
+    "stored_as",
+    [
+        # Written before `completed` and `description` were kept (their defaults apply).
+        "task - 'completed' - 'description'",
+        # Written by a newer process, with a field this one does not know (ignored).
+        """task || '{"priority": "high", "tags": ["home"]}'""",
+    ],
+    ids=["before-a-field-existed", "with-a-field-from-a-newer-version"],
+)
+def test_a_replay_answers_a_snapshot_stored_by_another_version(
+    client: Client, alice: Account, clean_database: str, stored_as: str
+) -> None:
+    body = {"title": "Pay rent"}
+    first = _post(client, alice, body, "rent-1")
+    assert first.status_code == 201, first.text
+    with psycopg.connect(clean_database) as connection:
+        (written,) = connection.execute("SELECT task FROM idempotency_keys").fetchone() or ()
+        (rewritten,) = (
+            connection.execute(
+                f"UPDATE idempotency_keys SET task = {stored_as} RETURNING task"
+            ).fetchone()
+            or ()
+        )
+    assert set(rewritten) != set(written)
+
+    replay = _post(client, alice, body, "rent-1")
+
+    assert replay.status_code == 201, replay.text
+    assert replay.json() == first.json()
+    assert total_of(client, alice) == 1
+
+
 def test_a_retry_answers_the_task_as_it_was_created_and_creates_nothing_even_later(
     client: Client, alice: Account
 ) -> None:

@@ -4,6 +4,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.http.support import (
@@ -370,6 +371,35 @@ def test_another_users_task_is_403_and_stays_unchanged(
     after = client.get(f"/api/tasks/{task['id']}", headers=alice.headers)
     assert after.status_code == 200
     assert after.json() == task
+
+
+def _stored_rows(database_url: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url) as connection:
+        return connection.execute(
+            """SELECT id, user_id, title, description, completed, created_at, updated_at
+               FROM tasks ORDER BY id"""
+        ).fetchall()
+
+
+@pytest.mark.parametrize("method", [*METHODS_ON_ONE, "PUT-if-match", "DELETE-if-match"])
+def test_another_users_task_is_refused_and_nothing_of_theirs_changes_in_the_database(
+    client: Client, alice: Account, bob: Account, clean_database: str, method: str
+) -> None:
+    theirs = create_task(client, alice, title="Private", description="Secret")
+    create_task(client, bob, title="Bob's own")
+    before = _stored_rows(clean_database)
+    verb, _, conditional = method.partition("-")
+    headers = dict(bob.headers)
+    if conditional:
+        headers["If-Match"] = client.get(
+            f"/api/tasks/{theirs['id']}", headers=alice.headers
+        ).headers["etag"]
+    body = {"title": "Taken over", "completed": True} if verb in {"PUT", "PATCH"} else None
+
+    response = client.request(verb, f"/api/tasks/{theirs['id']}", json=body, headers=headers)
+
+    assert_problem(response, 403, "Access denied: task belongs to another user")
+    assert _stored_rows(clean_database) == before
 
 
 # --- update ---------------------------------------------------------------------------------

@@ -1,20 +1,25 @@
-"""The contract of PeriodicJobs, in memory and in PostgreSQL alike.
+"""The contract of PeriodicJobs, in memory and in PostgreSQL alike; and runners of several
+processes (pools) sharing one database.
 
 Each job name is new to the test, so that the session's shared database needs no emptying.
 """
 
 import asyncio
+import itertools
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
-from adapters.memory import InMemoryPeriodicJobs
+from adapters.memory import FixedClock, InMemoryPeriodicJobs
 from adapters.postgres.jobs import PostgresPeriodicJobs
 from adapters.postgres.pool import PostgresDatabase
+from adapters.system import SystemClock
 from application.ports import PeriodicJobs
+from entrypoints.background import BackgroundRunner, PeriodicJob
 from tests.integration.support import opened_pool
 
 # Microseconds on purpose: a claim exactly one interval later is due, not a microsecond before.
@@ -147,3 +152,65 @@ async def test_claims_through_separate_pools_get_one_round_each_interval(
                 *(jobs.claim(job, now, EVERY) for jobs in processes for _ in range(2))
             )
             assert claims.count(True) == 1, round_
+
+
+# --- runners of two processes on one database -------------------------------------------------
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, datetime]] = []
+
+    def job(self, process: str, name: str, every: timedelta) -> PeriodicJob:
+        async def run(now: datetime) -> None:
+            self.runs.append((process, now))
+
+        return PeriodicJob(name, every, run)
+
+
+@asynccontextmanager
+async def two_runners(
+    database_url: str, job: str, every: timedelta, clock: Callable[[], FixedClock | SystemClock]
+) -> AsyncIterator[tuple[Recorded, list[BackgroundRunner]]]:
+    recorded = Recorded()
+    async with (
+        opened_pool(database_url, min_size=1, max_size=2) as one,
+        opened_pool(database_url, min_size=1, max_size=2) as other,
+    ):
+        yield (
+            recorded,
+            [
+                BackgroundRunner(
+                    [recorded.job(process, job, every)],
+                    claims=PostgresPeriodicJobs(PostgresDatabase(pool)),
+                    clock=clock(),
+                )
+                for process, pool in (("one", one), ("other", other))
+            ],
+        )
+
+
+async def test_two_runners_on_one_database_run_a_job_once_per_interval_between_them(
+    database_url: str,
+) -> None:
+    job, clock = a_job(), FixedClock(T0)
+    async with two_runners(database_url, job, EVERY, lambda: clock) as (recorded, runners):
+        for step in range(7):  # ticking twice an interval, both at once
+            clock.set(T0 + step * EVERY / 2)
+            await asyncio.gather(*(runner.tick() for runner in runners))
+
+        assert [now for _, now in recorded.runs] == [T0 + n * EVERY for n in range(4)]
+
+
+async def test_two_runners_running_on_one_database_never_run_a_job_twice_in_an_interval(
+    database_url: str,
+) -> None:
+    job, every = a_job(), timedelta(milliseconds=200)
+    async with two_runners(database_url, job, every, SystemClock) as (recorded, runners):
+        async with runners[0].running(), runners[1].running():
+            await asyncio.sleep(1.5)
+
+        moments = sorted(now for _, now in recorded.runs)
+        assert len(moments) >= 3, recorded.runs
+        gaps = [later - earlier for earlier, later in itertools.pairwise(moments)]
+        assert all(gap >= every for gap in gaps), recorded.runs

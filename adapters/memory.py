@@ -391,3 +391,17 @@ class PlainTextHasher:
 
     async def verify(self, password: str, password_hash: str) -> bool:
         return password_hash == "plain$" + password
+
+
+class InMemoryPeriodicJobs:
+    """Shared by the runners of one test as the database is by processes."""
+
+    def __init__(self) -> None:
+        self._claimed_at: dict[str, datetime] = {}
+
+    async def claim(self, name: str, now: datetime, every: timedelta) -> bool:
+        last = self._claimed_at.get(name)
+        if last is not None and last > now - every:
+            return False
+        self._claimed_at[name] = now
+        return True

@@ -344,3 +344,17 @@ class Clock(Protocol):
 
 class IdGenerator(Protocol):
     def new_id(self) -> UUID: ...
+
+
+class PeriodicJobs(Protocol):
+    """Rounds of the jobs that every process of the service runs in the background, handed
+    out so that each round goes to one process only, however many run."""
+
+    async def claim(self, name: str, now: datetime, every: timedelta) -> bool:
+        """True when the caller gets the job's round: nobody, in any process, claimed the job
+        within `every` before now (or ever). The claim is recorded in the same atomic step,
+        so of concurrent callers exactly one gets it, and the job is not due again until
+        `every` after now. Never waits for a concurrent claim: it is lost instead. A round
+        once claimed is not handed out again, even if its run fails: a job must be fine with
+        being skipped for a round, and with running again in the next."""
+        ...

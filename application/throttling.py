@@ -3,7 +3,7 @@
 import hashlib
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from application.errors import TooManyAttempts, TooManyFailedLogins
 from application.ports import Clock, LoginAttemptStore
@@ -17,6 +17,11 @@ class ThrottlePolicy:
     lockout: timedelta = timedelta(minutes=15)
     attempts_per_minute: int = 30
     """Login and register attempts per client address; 0 turns the limit off."""
+
+
+def attempt_window(moment: datetime) -> datetime:
+    """The start of the per-address window a moment counts in: its minute."""
+    return moment.replace(second=0, microsecond=0)
 
 
 def account_key(email: str) -> str:
@@ -37,7 +42,7 @@ class LoginThrottle:
         if client is None or self._policy.attempts_per_minute == 0:
             return
         now = self._clock.now()
-        window = now.replace(second=0, microsecond=0)
+        window = attempt_window(now)
         if await self._store.count_attempt(client, window) > self._policy.attempts_per_minute:
             raise TooManyAttempts(_seconds_until(window + _MINUTE - now))
 

@@ -14,14 +14,16 @@ from adapters.password_strength import ZxcvbnStrengthMeter
 from adapters.passwords import BcryptHasher
 from adapters.postgres.idempotency import PostgresIdempotencyStore
 from adapters.postgres.identities import PostgresLinkedIdentities
+from adapters.postgres.jobs import PostgresPeriodicJobs
 from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
 from adapters.postgres.tasks import PostgresTaskRepository
 from adapters.postgres.throttling import PostgresLoginAttemptStore
 from adapters.postgres.tokens import PostgresRevocationStore, PostgresTokenSubjects
 from adapters.postgres.users import PostgresUserRepository
 from adapters.system import RandomIds, SystemClock
-from adapters.tokens import JwtTokenService, TokenKinds
+from adapters.tokens import LEEWAY, JwtTokenService, TokenKinds
 from application.accounts import AccountService
+from application.housekeeping import Housekeeping
 from application.identities import AccountLinking
 from application.ports import Clock, PasswordHasher
 from application.tasks import TaskService
@@ -48,14 +50,13 @@ class Services:
         # One hasher for the process: its bound on concurrent hashing must be shared.
         self._hasher = hasher or BcryptHasher(settings.bcrypt_rounds)
         self._strength = ZxcvbnStrengthMeter()  # one meter too: its bound must be shared
+        throttle_policy = ThrottlePolicy(
+            max_failed_logins=settings.login_max_failures,
+            lockout=timedelta(minutes=settings.login_lockout_minutes),
+            attempts_per_minute=settings.auth_rate_per_minute,
+        )
         throttle = LoginThrottle(
-            store=PostgresLoginAttemptStore(database),
-            clock=clock,
-            policy=ThrottlePolicy(
-                max_failed_logins=settings.login_max_failures,
-                lockout=timedelta(minutes=settings.login_lockout_minutes),
-                attempts_per_minute=settings.auth_rate_per_minute,
-            ),
+            store=PostgresLoginAttemptStore(database), clock=clock, policy=throttle_policy
         )
         users = PostgresUserRepository(database)
         emails = EmailValidatorPolicy()
@@ -94,6 +95,15 @@ class Services:
             transactions=database,
             clock=clock,
             ids=ids,
+        )
+        self.clock = clock
+        self.periodic_jobs = PostgresPeriodicJobs(database)
+        self.housekeeping = Housekeeping(
+            idempotency=PostgresIdempotencyStore(database),
+            revocations=PostgresRevocationStore(database),
+            logins=PostgresLoginAttemptStore(database),
+            throttle=throttle_policy,
+            token_leeway=LEEWAY,
         )
 
     async def database_reachable(self) -> bool:

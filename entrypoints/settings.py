@@ -48,6 +48,9 @@ class Settings:
     log_format: str | None = None
     """"json" or "console"; None: console on a terminal, JSON elsewhere."""
     shutdown_grace_seconds: int = 10
+    housekeeping_interval_seconds: int = 600
+    """How often expired keys, tokens and login windows are purged, by one process of the
+    service; 0: never by this process."""
     better_auth: "BetterAuthSettings | None" = None
     """None: only todo-api's own tokens are accepted."""
 
@@ -104,6 +107,9 @@ def load_settings(
         log_format=_choice(values, "LOG_FORMAT", None, ("json", "console")),
         shutdown_grace_seconds=_integer(
             values, "SHUTDOWN_GRACE_SECONDS", 10, minimum=0, maximum=3600
+        ),
+        housekeeping_interval_seconds=_integer(
+            values, "HOUSEKEEPING_INTERVAL_SECONDS", 600, minimum=0, maximum=86_400
         ),
         previous_auth_secrets=_previous_secrets(values.get("BETTER_AUTH_SECRET_PREVIOUS")),
         login_max_failures=_integer(values, "LOGIN_MAX_FAILURES", 5, minimum=1, maximum=1000),

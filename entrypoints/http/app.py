@@ -11,6 +11,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.routes import HTTPRoute
 
+from entrypoints.background import background_work
 from entrypoints.bootstrap import Services, database_url, open_services
 from entrypoints.http.auth import AuthController
 from entrypoints.http.dependencies import APP_DEPENDENCIES
@@ -34,7 +35,8 @@ AUTH_PATH_PREFIX = "/api/auth/"
 
 def create_app(settings: Settings, *, services: Services | None = None) -> Litestar:
     """The HTTP app. Its lifespan opens the pool (starting the embedded database first when no
-    DATABASE_URL is set) unless ready-made services are passed in."""
+    DATABASE_URL is set) and runs the background jobs over it, unless ready-made services are
+    passed in."""
 
     metrics = Metrics(lambda: getattr(app.state, "services", None))
     # Without METRICS_TOKEN there is no /metrics at all, not even in the OpenAPI document: a
@@ -52,7 +54,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
                 app.state.services = opened
                 # The decoy hash makes even the first login of an unknown email cost a bcrypt.
                 await opened.accounts.warm_up()
-                yield
+                async with background_work(opened, settings):  # stopped before the pool closes
+                    yield
 
     app = Litestar(
         route_handlers=[

@@ -32,6 +32,7 @@ IDEMPOTENCY_KEYS = "0005.idempotency-keys"
 TASK_COUNTS_PER_STATEMENT = "0006.task-counts-per-statement"
 TOKEN_GENERATIONS = "0007.token-generations"
 LINKED_IDENTITIES = "0008.linked-identities"
+PERIODIC_JOBS = "0009.periodic-jobs"
 # The tables each known migration creates; later migrations add their own.
 TABLES_OF = {
     USERS_AND_TASKS: {"users", "tasks"},
@@ -42,6 +43,7 @@ TABLES_OF = {
     TASK_COUNTS_PER_STATEMENT: set(),
     TOKEN_GENERATIONS: set(),
     LINKED_IDENTITIES: {"linked_identities"},
+    PERIODIC_JOBS: {"periodic_jobs"},
 }
 KNOWN_TABLES = set().union(*TABLES_OF.values())
 USER_COLUMNS_OF_0001 = {"id", "email", "password_hash", "created_at", "updated_at"}
@@ -223,7 +225,7 @@ def test_the_migrations_are_found_oldest_first_each_with_its_rollback() -> None:
     stems = sorted(p.stem for p in MIGRATIONS_DIR.glob("*.sql") if not p.stem.endswith("rollback"))
 
     assert stems == ALL
-    assert ALL[:8] == [
+    assert ALL[:9] == [
         USERS_AND_TASKS,
         REVOKED_TOKENS,
         LOGIN_THROTTLING,
@@ -232,6 +234,7 @@ def test_the_migrations_are_found_oldest_first_each_with_its_rollback() -> None:
         TASK_COUNTS_PER_STATEMENT,
         TOKEN_GENERATIONS,
         LINKED_IDENTITIES,
+        PERIODIC_JOBS,
     ]
     for migration in ALL:
         assert (MIGRATIONS_DIR / f"{migration}.rollback.sql").is_file(), migration

@@ -72,6 +72,10 @@ def test_each_variable_is_read(tmp_path: Path) -> None:
         ("SHUTDOWN_GRACE_SECONDS", "3601"),
         ("SHUTDOWN_GRACE_SECONDS", "soon"),
         ("SHUTDOWN_GRACE_SECONDS", "1.5"),
+        ("HOUSEKEEPING_INTERVAL_SECONDS", "-1"),
+        ("HOUSEKEEPING_INTERVAL_SECONDS", "86401"),
+        ("HOUSEKEEPING_INTERVAL_SECONDS", "often"),
+        ("HOUSEKEEPING_INTERVAL_SECONDS", "0.5"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_variable(tmp_path: Path, name: str, value: str) -> None:
@@ -125,7 +129,14 @@ def test_pool_and_observability_variables_are_read(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["METRICS_TOKEN", "LOG_LEVEL", "LOG_FORMAT", "DATABASE_POOL_MAX_WAITING"]
+    "name",
+    [
+        "METRICS_TOKEN",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
+        "DATABASE_POOL_MAX_WAITING",
+        "HOUSEKEEPING_INTERVAL_SECONDS",
+    ],
 )
 def test_an_empty_variable_means_its_default(tmp_path: Path, name: str) -> None:
     settings = settings_from(tmp_path, BETTER_AUTH_SECRET=SECRET, **{name: ""})
@@ -165,6 +176,8 @@ def test_a_bad_log_level_names_the_variable_and_the_choices(tmp_path: Path) -> N
         ("SHUTDOWN_GRACE_SECONDS", 3600),
         ("DATABASE_POOL_MAX_WAITING", 1),
         ("DATABASE_POOL_MAX_WAITING", 100_000),
+        ("HOUSEKEEPING_INTERVAL_SECONDS", 0),
+        ("HOUSEKEEPING_INTERVAL_SECONDS", 86_400),
     ],
 )
 def test_the_bounds_themselves_are_accepted(tmp_path: Path, name: str, value: int) -> None:
@@ -172,8 +185,17 @@ def test_the_bounds_themselves_are_accepted(tmp_path: Path, name: str, value: in
     attribute = {
         "SHUTDOWN_GRACE_SECONDS": "shutdown_grace_seconds",
         "DATABASE_POOL_MAX_WAITING": "pool_max_waiting",
+        "HOUSEKEEPING_INTERVAL_SECONDS": "housekeeping_interval_seconds",
     }[name]
     assert getattr(settings, attribute) == value
+
+
+def test_housekeeping_runs_every_ten_minutes_unless_told_otherwise(tmp_path: Path) -> None:
+    assert settings_from(tmp_path, BETTER_AUTH_SECRET=SECRET).housekeeping_interval_seconds == 600
+    settings = settings_from(
+        tmp_path, BETTER_AUTH_SECRET=SECRET, HOUSEKEEPING_INTERVAL_SECONDS="60"
+    )
+    assert settings.housekeeping_interval_seconds == 60
 
 
 # --- Better Auth ---------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ async def test_failed_login_windows_go_once_their_lockout_is_over(world: World) 
     purged = await world.housekeeping.purge_expired(NOW)
 
     assert purged.login_windows == 2
-    assert {key: await world.logins.failed_logins(key) is not None for key in started} == {
+    assert {key: world.logins.failures_of(key) is not None for key in started} == {
         "over long ago": False,
         "just over": False,
         "ends now": True,

@@ -1,8 +1,9 @@
 """What the integration tests share."""
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -21,3 +22,24 @@ async def opened_pool(
         yield pool
     finally:
         await pool.close()
+
+
+R = TypeVar("R")
+
+
+class Background:
+    """Tasks a test starts; those a failed assertion left waiting are cancelled at its end,
+    so that they give their connections back before the pool closes."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def start(self, coroutine: Coroutine[Any, Any, R]) -> asyncio.Task[R]:
+        task = asyncio.create_task(coroutine)
+        self._tasks.append(task)
+        return task
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -16,7 +16,12 @@ import psycopg
 
 from adapters.postgres.migrations import Migrator
 from adapters.postgres.pool import pooler_in
-from application.errors import ApplicationError, StorageUnavailable
+from application.errors import (
+    ApplicationError,
+    StatementTimedOut,
+    StorageUnavailable,
+    TransactionConflict,
+)
 from application.tasks import MAX_PAGE_SIZE, TaskQuery
 from domain.errors import DomainError, ValidationFailed
 from entrypoints.bootstrap import Services, database_url, open_services
@@ -103,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         _fail(str(failure))
     except ConfigurationError as error:
         _fail(f"configuration: {error}")
+    except (StatementTimedOut, TransactionConflict) as error:  # reached, but it gave up
+        _fail(f"{_message_of(error)} ({_first_line(error.__cause__ or error)})")
     except StorageUnavailable as error:
         _fail(f"cannot reach the database: {_first_line(error.__cause__ or error)}")
     except psycopg.errors.UndefinedTable:

@@ -1,22 +1,35 @@
-"""The connection pool, transactions over it, and the translation of connection failures into
-StorageUnavailable and ServerBusy."""
+"""The connection pool, transactions over it, and the database error policy: what the
+application is told of a failed statement or connection (StorageUnavailable, StatementTimedOut,
+TransactionConflict, ServerBusy), and the blocks run once more after a conflict."""
 
 import asyncio
+import logging
+import random
 import select
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 from psycopg_pool.base import AttemptWithBackoff
 
-from application.errors import ServerBusy, StorageUnavailable
+from application.errors import (
+    ServerBusy,
+    StatementTimedOut,
+    StorageUnavailable,
+    TransactionConflict,
+)
+
+log = logging.getLogger("todo_api.database")
+_T = TypeVar("_T")
+RETRY_DELAY_SECONDS = (0.02, 0.1)
+"""How long atomically() waits before it runs a block again after a conflict, at random."""
 
 # psycopg_pool retries a lost connection after 1 s, then doubling each time: after a ten
 # second outage it would wait eight more before trying again. A steady half-second keeps
@@ -209,6 +222,31 @@ class PostgresDatabase:
         finally:
             await self._line.give_back(connection)
 
+    async def atomically(self, work: Callable[[], Awaitable[_T]]) -> _T:
+        """work() in one atomic block; after a TransactionConflict (a deadlock, a serialization
+        failure: the database rolled the whole transaction back), once more in a fresh block,
+        and a second conflict is raised.
+
+        Inside a block already open, work() runs in a savepoint of it and is not run again: the
+        outer transaction keeps the locks and the snapshot that met the other one's, so only
+        the outermost block, run again from its start, can get past the conflict."""
+        if self._held_connection() is not None:
+            async with self.atomic():
+                return await work()
+        try:
+            async with self.atomic():
+                return await work()
+        except TransactionConflict as conflict:
+            log.info(
+                "database transaction conflict, running it once more: %s",
+                conflict.__cause__ or conflict,
+            )
+        # A moment for the transaction that won to take the locks it waited for: run at once,
+        # the second run can take them first and deadlock with it again (seen in the tests).
+        await asyncio.sleep(random.uniform(*RETRY_DELAY_SECONDS))  # noqa: S311 - not a secret
+        async with self.atomic():
+            return await work()
+
 
 @dataclass(frozen=True, slots=True)
 class _Held:
@@ -300,12 +338,32 @@ class _Connection:
 
 
 def _translated(error: Exception) -> Exception:
-    """What the application is told of a failure of the pool or the connection."""
+    """What the application is told of a failure of the pool, the connection or a statement
+    that is no fault of the request's (those stay as they are, for the repositories)."""
     if isinstance(error, TooManyRequests):
         return ServerBusy(retry_after_seconds=1)
-    if isinstance(error, psycopg.OperationalError | PoolTimeout):
+    if isinstance(error, psycopg.OperationalError):
+        if (error.sqlstate or "").startswith("40"):  # transaction rollback: nothing took effect
+            return TransactionConflict(retry_after_seconds=1)
+        if isinstance(error, psycopg.errors.LockNotAvailable) or _timed_out(error):
+            return StatementTimedOut()
+        return StorageUnavailable()
+    if isinstance(error, _SESSION_ENDED | PoolTimeout):
         return StorageUnavailable()
     return error
+
+
+# The server ends a session whose transaction idled or lasted too long, and closes its
+# connection: the pool replaces it. (Not OperationalErrors, but InternalErrors, in psycopg.)
+_SESSION_ENDED = psycopg.errors.IdleInTransactionSessionTimeout | psycopg.errors.TransactionTimeout
+
+
+def _timed_out(error: psycopg.OperationalError) -> bool:
+    # QueryCanceled is also a cancel by an operator (pg_cancel_backend) or by the client; only
+    # the message tells statement_timeout apart (an English one: lc_messages is the server's).
+    return isinstance(error, psycopg.errors.QueryCanceled) and "statement timeout" in str(
+        error.diag.message_primary or error
+    )
 
 
 @contextmanager

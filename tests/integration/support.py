@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from psycopg_pool import AsyncConnectionPool
 
-from adapters.postgres.pool import create_pool, open_pool
+from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
 
 
 @asynccontextmanager
@@ -43,3 +43,10 @@ class Background:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def execute(database: PostgresDatabase, statement: str, *params: Any) -> list[Any]:
+    """The rows of one statement, through the database as a repository runs it."""
+    async with database.connection() as connection:
+        cursor = await connection.execute(statement, params or None)
+        return await cursor.fetchall() if cursor.description else []

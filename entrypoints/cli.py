@@ -24,7 +24,7 @@ from application.errors import (
 )
 from application.tasks import MAX_PAGE_SIZE, TaskQuery
 from domain.errors import DomainError, ValidationFailed
-from entrypoints.bootstrap import Services, database_url, open_services
+from entrypoints.bootstrap import Services, database_url, open_services, timeouts
 from entrypoints.logs import configure_logging
 from entrypoints.problems import PROBLEMS
 from entrypoints.settings import ConfigurationError, Settings, load_settings
@@ -130,7 +130,11 @@ def _run(arguments: argparse.Namespace) -> None:
     command = arguments.command
     with database_url(settings) as url:
         settings = replace(settings, database_url=url)
-        migrator = Migrator(settings.database_url_unpooled or url)
+        migrator = Migrator(
+            settings.database_url_unpooled or url,
+            timeouts=timeouts(settings),
+            store_as_role_defaults=settings.database_url_unpooled is not None,
+        )
         if command == "serve":
             _serve(settings, migrator, arguments.host, arguments.port, arguments.workers)
         elif command == "migrate":

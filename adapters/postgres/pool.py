@@ -12,13 +12,21 @@ from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 from psycopg_pool.base import AttemptWithBackoff
 
+from adapters.postgres.sessions import (
+    DEFAULT_TIMEOUTS,
+    REFUSED,
+    Timeouts,
+    refuses_options,
+    session_parameters,
+    without_options,
+)
 from application.errors import (
     ServerBusy,
     StatementTimedOut,
@@ -88,15 +96,21 @@ def create_pool(
     timeout: float = 5.0,
     prepare_threshold: int | None = 5,
     max_waiting: int = 64,
+    timeouts: Timeouts | None = DEFAULT_TIMEOUTS,
 ) -> AsyncConnectionPool:
     """A pool, not yet open: open it in the application's start-up, close it on shutdown.
 
     A statement run prepare_threshold times on a connection is prepared server-side from
     then on; None never prepares, for poolers in transaction mode (PgBouncer, Neon's pooled
     endpoint) that cannot keep prepared statements. Past max_waiting requests queued for a
-    connection, more are refused at once (ServerBusy) rather than left to time out."""
+    connection, more are refused at once (ServerBusy) rather than left to time out.
+
+    Every connection names the application and sets the timeouts in its startup packet;
+    timeouts None sends the name only, for a URL through a pooler that refuses them there
+    (the role's defaults then carry them: see adapters/postgres/sessions.py)."""
     return AsyncConnectionPool(
         url,
+        connection_class=_SessionConnection,
         min_size=min_size,
         max_size=max_size,
         timeout=timeout,
@@ -105,12 +119,30 @@ def create_pool(
             "prepare_threshold": prepare_threshold,
             "autocommit": True,
             **_keepalives_missing_from(url),
+            **session_parameters(url, timeouts),
         },
         configure=_in_utc,
         check=check_if_closed_by_server,
         open=False,
         name="todo-api",
     )
+
+
+class _SessionConnection(psycopg.AsyncConnection[Any]):
+    """A connection that a server refusing our options startup parameter (a pooler we were not
+    told of) gets without them, rather than no connection at all; a warning says so."""
+
+    @classmethod
+    async def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+        if conninfo in REFUSED:
+            kwargs = without_options(kwargs)
+        try:
+            return await super().connect(conninfo, **kwargs)
+        except psycopg.OperationalError as error:
+            if "options" not in kwargs or not refuses_options(error):
+                raise
+            REFUSED.add(conninfo, error)
+        return await super().connect(conninfo, **without_options(kwargs))
 
 
 async def _in_utc(connection: psycopg.AsyncConnection[Any]) -> None:
@@ -150,7 +182,7 @@ async def _why_connecting_fails(pool: AsyncConnectionPool) -> psycopg.Operationa
     if not isinstance(conninfo, str) or not isinstance(kwargs, dict):
         return None  # not a pool of create_pool()
     try:
-        connection = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
+        connection = await pool.connection_class.connect(conninfo, **kwargs)
     except psycopg.OperationalError as error:
         return error
     await connection.close()

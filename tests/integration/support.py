@@ -9,6 +9,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
 
+SESSION = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
+"""The timeouts todo-api sets on its sessions."""
+
 
 @asynccontextmanager
 async def opened_pool(
@@ -50,3 +53,8 @@ async def execute(database: PostgresDatabase, statement: str, *params: Any) -> l
     async with database.connection() as connection:
         cursor = await connection.execute(statement, params or None)
         return await cursor.fetchall() if cursor.description else []
+
+
+async def show(database: PostgresDatabase, *names: str) -> list[str]:
+    """The session's settings, each a statement: through a pooler, maybe each a session."""
+    return [str((await execute(database, f"SHOW {name}"))[0][0]) for name in names]

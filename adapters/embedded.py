@@ -12,6 +12,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from adapters.postgres.sessions import APPLICATION_NAME
+
 DATABASE_NAME = "todo"
 
 
@@ -36,7 +38,11 @@ def start_embedded_postgres(data_dir: Path, database: str = DATABASE_NAME) -> Em
     _forget_dead_users(data_dir / "postgres")
     server = _package().get_server(data_dir / "postgres", cleanup_mode="stop")
     admin_url = server.get_uri()
-    with psycopg.connect(admin_url, autocommit=True) as connection:
+    # Named, but without timeouts: our own server has none configured, and this one statement
+    # must wait for as long as a concurrent start's CREATE DATABASE takes.
+    with psycopg.connect(
+        admin_url, autocommit=True, fallback_application_name=APPLICATION_NAME
+    ) as connection:
         exists = connection.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
         ).fetchone()

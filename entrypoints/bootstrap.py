@@ -16,6 +16,7 @@ from adapters.postgres.idempotency import PostgresIdempotencyStore
 from adapters.postgres.identities import PostgresLinkedIdentities
 from adapters.postgres.jobs import PostgresPeriodicJobs
 from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
+from adapters.postgres.sessions import Timeouts
 from adapters.postgres.tasks import PostgresTaskRepository
 from adapters.postgres.throttling import PostgresLoginAttemptStore
 from adapters.postgres.tokens import PostgresRevocationStore, PostgresTokenSubjects
@@ -127,6 +128,14 @@ def better_auth_tokens(settings: BetterAuthSettings) -> BetterAuthTokens:
     )
 
 
+def timeouts(settings: Settings) -> Timeouts:
+    return Timeouts(
+        statement_ms=settings.statement_timeout_ms,
+        lock_ms=settings.lock_timeout_ms,
+        idle_in_transaction_ms=settings.idle_in_transaction_timeout_ms,
+    )
+
+
 @contextmanager
 def database_url(settings: Settings) -> Iterator[str]:
     """The configured DATABASE_URL, or the URL of an embedded server started for the block."""
@@ -164,6 +173,9 @@ async def open_services(
         timeout=settings.pool_timeout_seconds,
         prepare_threshold=settings.prepare_threshold,
         max_waiting=settings.pool_max_waiting,
+        # Through a pooler (the contract: exactly when DATABASE_URL_UNPOOLED is set), the
+        # startup packet cannot carry them: the migrations store them as the role's defaults.
+        timeouts=None if settings.database_url_unpooled else timeouts(settings),
     )
     await open_pool(pool, wait=wait_for_database, timeout=settings.pool_timeout_seconds)
     try:

@@ -16,10 +16,15 @@ import psycopg
 
 from adapters.postgres.migrations import Migrator
 from adapters.postgres.pool import pooler_in
-from application.errors import ApplicationError, StorageUnavailable
+from application.errors import (
+    ApplicationError,
+    StatementTimedOut,
+    StorageUnavailable,
+    TransactionConflict,
+)
 from domain.errors import DomainError, ValidationFailed
 from domain.tasks import MAX_PAGE_SIZE, TaskQuery
-from entrypoints.bootstrap import Services, database_url, open_services
+from entrypoints.bootstrap import Services, database_url, open_services, timeouts
 from entrypoints.logs import configure_logging
 from entrypoints.problems import PROBLEMS
 from entrypoints.settings import ConfigurationError, Settings, load_settings
@@ -103,6 +108,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         _fail(str(failure))
     except ConfigurationError as error:
         _fail(f"configuration: {error}")
+    except (StatementTimedOut, TransactionConflict) as error:  # reached, but it gave up
+        _fail(f"{_message_of(error)} ({_first_line(error.__cause__ or error)})")
     except StorageUnavailable as error:
         _fail(f"cannot reach the database: {_first_line(error.__cause__ or error)}")
     except psycopg.errors.UndefinedTable:
@@ -123,7 +130,11 @@ def _run(arguments: argparse.Namespace) -> None:
     command = arguments.command
     with database_url(settings) as url:
         settings = replace(settings, database_url=url)
-        migrator = Migrator(settings.database_url_unpooled or url)
+        migrator = Migrator(
+            settings.database_url_unpooled or url,
+            timeouts=timeouts(settings),
+            store_as_role_defaults=settings.database_url_unpooled is not None,
+        )
         if command == "serve":
             _serve(settings, migrator, arguments.host, arguments.port, arguments.workers)
         elif command == "migrate":

@@ -12,11 +12,13 @@ from application.errors import (
     NotAuthenticated,
     PasswordlessAccount,
     ServerBusy,
+    StatementTimedOut,
     StorageUnavailable,
     TokenExpired,
     TokenRevoked,
     TooManyAttempts,
     TooManyFailedLogins,
+    TransactionConflict,
     UserNotFound,
     WrongPassword,
 )
@@ -56,6 +58,8 @@ PROBLEMS: dict[type[Exception], tuple[int, str]] = {
     TooManyAttempts: (429, "Too many attempts from this address; retry later"),
     ServerBusy: (503, "The server is busy; retry shortly"),
     StorageUnavailable: (503, "The database is unavailable; retry shortly"),
+    StatementTimedOut: (503, "The database took too long to answer; retry shortly"),
+    TransactionConflict: (503, "The request conflicted with a concurrent one; retry shortly"),
     IdentityProviderUnavailable: (
         503,
         "Better Auth cannot be reached to verify this token; retry shortly",

@@ -37,6 +37,12 @@ class Settings:
     """Requests that may queue for a connection; beyond them, 503 at once."""
     prepare_threshold: int | None = 5
     """Executions of a statement before it is prepared; None: never (transaction poolers)."""
+    statement_timeout_ms: int = 5_000
+    """statement_timeout of the requests' sessions (0: off); migrations have none."""
+    lock_timeout_ms: int = 2_000
+    """lock_timeout of the requests' and the migrations' sessions (0: off)."""
+    idle_in_transaction_timeout_ms: int = 30_000
+    """idle_in_transaction_session_timeout of the requests' sessions (0: off)."""
     previous_auth_secrets: tuple[str, ...] = ()
     """Still accepted for verification while the frontend rotates BETTER_AUTH_SECRET."""
     login_max_failures: int = 5
@@ -101,6 +107,11 @@ def load_settings(
             values, "DATABASE_POOL_MAX_WAITING", 64, minimum=1, maximum=100_000
         ),
         prepare_threshold=_prepare_threshold(values),
+        statement_timeout_ms=_milliseconds(values, "DATABASE_STATEMENT_TIMEOUT_MS", 5_000),
+        lock_timeout_ms=_milliseconds(values, "DATABASE_LOCK_TIMEOUT_MS", 2_000),
+        idle_in_transaction_timeout_ms=_milliseconds(
+            values, "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000
+        ),
         metrics_token=values.get("METRICS_TOKEN") or None,
         log_level=_choice(values, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
         or "INFO",
@@ -204,6 +215,11 @@ def _prepare_threshold(values: Mapping[str, str]) -> int | None:
     if values.get("DATABASE_PREPARE_THRESHOLD", "").lower() == "off":
         return None
     return _integer(values, "DATABASE_PREPARE_THRESHOLD", 5, minimum=0, maximum=1000)
+
+
+def _milliseconds(values: Mapping[str, str], name: str, default: int) -> int:
+    # PostgreSQL's own bounds for its timeouts: 0 (off) to the largest 32-bit integer.
+    return _integer(values, name, default, minimum=0, maximum=2_147_483_647)
 
 
 def _previous_secrets(configured: str | None) -> tuple[str, ...]:

@@ -1,7 +1,10 @@
-"""The connection pool, transactions over it, and the translation of connection failures into
-StorageUnavailable and ServerBusy."""
+"""The connection pool, transactions over it, and the database error policy: what the
+application is told of a failed statement or connection (StorageUnavailable, StatementTimedOut,
+TransactionConflict, ServerBusy), and the blocks run once more after a conflict."""
 
 import asyncio
+import logging
+import random
 import select
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -9,16 +12,33 @@ from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, PoolTimeout, TooManyRequests
 from psycopg_pool.base import AttemptWithBackoff
 
-from application.errors import ServerBusy, StorageUnavailable
+from adapters.postgres.sessions import (
+    DEFAULT_TIMEOUTS,
+    REFUSED,
+    Timeouts,
+    refuses_options,
+    session_parameters,
+    without_options,
+)
+from application.errors import (
+    ServerBusy,
+    StatementTimedOut,
+    StorageUnavailable,
+    TransactionConflict,
+)
 
+log = logging.getLogger("todo_api.database")
 _T = TypeVar("_T")
+RETRY_DELAY_SECONDS = (0.02, 0.1)
+"""How long atomically() waits before it runs a block again after a conflict, at random."""
+
 
 # psycopg_pool retries a lost connection after 1 s, then doubling each time: after a ten
 # second outage it would wait eight more before trying again. A steady half-second keeps
@@ -77,15 +97,21 @@ def create_pool(
     timeout: float = 5.0,
     prepare_threshold: int | None = 5,
     max_waiting: int = 64,
+    timeouts: Timeouts | None = DEFAULT_TIMEOUTS,
 ) -> AsyncConnectionPool:
     """A pool, not yet open: open it in the application's start-up, close it on shutdown.
 
     A statement run prepare_threshold times on a connection is prepared server-side from
     then on; None never prepares, for poolers in transaction mode (PgBouncer, Neon's pooled
     endpoint) that cannot keep prepared statements. Past max_waiting requests queued for a
-    connection, more are refused at once (ServerBusy) rather than left to time out."""
+    connection, more are refused at once (ServerBusy) rather than left to time out.
+
+    Every connection names the application and sets the timeouts in its startup packet;
+    timeouts None sends the name only, for a URL through a pooler that refuses them there
+    (the role's defaults then carry them: see adapters/postgres/sessions.py)."""
     return AsyncConnectionPool(
         url,
+        connection_class=_SessionConnection,
         min_size=min_size,
         max_size=max_size,
         timeout=timeout,
@@ -94,12 +120,30 @@ def create_pool(
             "prepare_threshold": prepare_threshold,
             "autocommit": True,
             **_keepalives_missing_from(url),
+            **session_parameters(url, timeouts),
         },
         configure=_in_utc,
         check=check_if_closed_by_server,
         open=False,
         name="todo-api",
     )
+
+
+class _SessionConnection(psycopg.AsyncConnection[Any]):
+    """A connection that a server refusing our options startup parameter (a pooler we were not
+    told of) gets without them, rather than no connection at all; a warning says so."""
+
+    @classmethod
+    async def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+        if conninfo in REFUSED:
+            kwargs = without_options(kwargs)
+        try:
+            return await super().connect(conninfo, **kwargs)
+        except psycopg.OperationalError as error:
+            if "options" not in kwargs or not refuses_options(error):
+                raise
+            REFUSED.add(conninfo, error)
+        return await super().connect(conninfo, **without_options(kwargs))
 
 
 async def _in_utc(connection: psycopg.AsyncConnection[Any]) -> None:
@@ -139,7 +183,7 @@ async def _why_connecting_fails(pool: AsyncConnectionPool) -> psycopg.Operationa
     if not isinstance(conninfo, str) or not isinstance(kwargs, dict):
         return None  # not a pool of create_pool()
     try:
-        connection = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
+        connection = await pool.connection_class.connect(conninfo, **kwargs)
     except psycopg.OperationalError as error:
         return error
     await connection.close()
@@ -212,6 +256,27 @@ class PostgresDatabase:
             await self._line.give_back(connection)
 
     async def atomically(self, work: Callable[[], Awaitable[_T]]) -> _T:
+        """work() in one atomic block; after a TransactionConflict (a deadlock, a serialization
+        failure: the database rolled the whole transaction back), once more in a fresh block,
+        and a second conflict is raised.
+
+        Inside a block already open, work() runs in a savepoint of it and is not run again: the
+        outer transaction keeps the locks and the snapshot that met the other one's, so only
+        the outermost block, run again from its start, can get past the conflict."""
+        if self._held_connection() is not None:
+            async with self.atomic():
+                return await work()
+        try:
+            async with self.atomic():
+                return await work()
+        except TransactionConflict as conflict:
+            log.info(
+                "database transaction conflict, running it once more: %s",
+                conflict.__cause__ or conflict,
+            )
+        # A moment for the transaction that won to take the locks it waited for: run at once,
+        # the second run can take them first and deadlock with it again (seen in the tests).
+        await asyncio.sleep(random.uniform(*RETRY_DELAY_SECONDS))  # noqa: S311 - not a secret
         async with self.atomic():
             return await work()
 
@@ -306,12 +371,32 @@ class _Connection:
 
 
 def _translated(error: Exception) -> Exception:
-    """What the application is told of a failure of the pool or the connection."""
+    """What the application is told of a failure of the pool, the connection or a statement
+    that is no fault of the request's (those stay as they are, for the repositories)."""
     if isinstance(error, TooManyRequests):
         return ServerBusy(retry_after_seconds=1)
-    if isinstance(error, psycopg.OperationalError | PoolTimeout):
+    if isinstance(error, psycopg.OperationalError):
+        if (error.sqlstate or "").startswith("40"):  # transaction rollback: nothing took effect
+            return TransactionConflict(retry_after_seconds=1)
+        if isinstance(error, psycopg.errors.LockNotAvailable) or _timed_out(error):
+            return StatementTimedOut()
+        return StorageUnavailable()
+    if isinstance(error, _SESSION_ENDED | PoolTimeout):
         return StorageUnavailable()
     return error
+
+
+# The server ends a session whose transaction idled or lasted too long, and closes its
+# connection: the pool replaces it. (Not OperationalErrors, but InternalErrors, in psycopg.)
+_SESSION_ENDED = psycopg.errors.IdleInTransactionSessionTimeout | psycopg.errors.TransactionTimeout
+
+
+def _timed_out(error: psycopg.OperationalError) -> bool:
+    # QueryCanceled is also a cancel by an operator (pg_cancel_backend) or by the client; only
+    # the message tells statement_timeout apart (an English one: lc_messages is the server's).
+    return isinstance(error, psycopg.errors.QueryCanceled) and "statement timeout" in str(
+        error.diag.message_primary or error
+    )
 
 
 @contextmanager

@@ -15,7 +15,14 @@ from litestar.openapi.spec import Reference, Schema
 from litestar.types import ExceptionHandlersMap
 from litestar.typing import FieldDefinition
 
-from application.errors import InvalidCredentials, RetryLater, StorageUnavailable, WrongPassword
+from application.errors import (
+    InvalidCredentials,
+    RetryLater,
+    StatementTimedOut,
+    StorageUnavailable,
+    TransactionConflict,
+    WrongPassword,
+)
 from domain.errors import FieldError, ValidationFailed
 from entrypoints.http.metrics import Metrics
 from entrypoints.http.schemas import FieldProblem, ProblemDetails
@@ -65,13 +72,25 @@ def _application_error(request: Request[Any, Any, Any], error: Exception) -> Res
     else:  # pragma: no cover - only types registered from PROBLEMS reach this handler
         return _unexpected(request, error)
     if isinstance(error, StorageUnavailable):
-        log.warning("database unavailable: %s", error.__cause__ or error)
+        _log_database_failure(error)
     _count(request, error)
     errors = error.errors if isinstance(error, ValidationFailed) else None
     headers = (
         {"Retry-After": str(error.retry_after_seconds)} if isinstance(error, RetryLater) else None
     )
     return problem(status, detail, errors=errors, headers=headers)
+
+
+def _log_database_failure(error: StorageUnavailable) -> None:
+    # A database that answers, but too slowly or with a conflict, is no outage: said apart, so
+    # that an alert on "database unavailable" is not set off by a slow query or a deadlock.
+    cause = error.__cause__ or error
+    if isinstance(error, StatementTimedOut):
+        log.warning("database statement timed out: %s", cause)
+    elif isinstance(error, TransactionConflict):
+        log.warning("database transaction conflicted with a concurrent one: %s", cause)
+    else:
+        log.warning("database unavailable: %s", cause)
 
 
 def _count(request: Request[Any, Any, Any], error: Exception) -> None:

@@ -37,6 +37,9 @@ SERVICE_VARIABLES = (
     "LOGIN_MAX_FAILURES",
     "LOGIN_LOCKOUT_MINUTES",
     "AUTH_RATE_PER_MINUTE",
+    "DATABASE_STATEMENT_TIMEOUT_MS",
+    "DATABASE_LOCK_TIMEOUT_MS",
+    "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
 )
 
 # Every migration id, oldest first (the files of migrations/, without their rollbacks).

@@ -2,8 +2,21 @@
 
 The expected ids come from the files in migrations/, so that a new migration needs no edit here."""
 
+from pathlib import Path
+
+import psycopg
+
 from adapters.postgres.migrations import Migrator
-from tests.cli.support import MIGRATION_IDS, RunCli, assert_ok, schema, tables
+from tests.cli.support import (
+    MIGRATION_IDS,
+    RunCli,
+    assert_ok,
+    assert_one_line_failure,
+    make_env,
+    run,
+    schema,
+    tables,
+)
 
 NEWEST = MIGRATION_IDS[-1]
 
@@ -95,3 +108,20 @@ def test_rolling_back_everything_then_migrating_restores_the_schema(
 
     assert schema(fresh_database) == migrated
     assert applied(fresh_database) == MIGRATION_IDS
+
+
+def test_a_migration_waiting_past_the_lock_timeout_fails_in_one_line_and_runs_later(
+    tmp_path: Path, fresh_database: str
+) -> None:
+    env = make_env(tmp_path, fresh_database) | {"DATABASE_LOCK_TIMEOUT_MS": "300"}
+    assert_ok(run(["migrate"], env=env, cwd=tmp_path))
+
+    # yoyo's own bookkeeping, which every run reads and writes, locked by another session.
+    with psycopg.connect(fresh_database) as other:
+        other.execute("LOCK TABLE _yoyo_migration IN ACCESS EXCLUSIVE MODE")
+        failed = run(["migrate"], env=env, cwd=tmp_path, timeout=30)
+        other.rollback()
+
+    assert_one_line_failure(failed, "took too long", "lock timeout")
+    assert failed.seconds < 10, failed.seconds
+    assert assert_ok(run(["migrate"], env=env, cwd=tmp_path)).stdout_lines == ["nothing to apply"]

@@ -6,10 +6,10 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, suppress
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 import pytest
@@ -27,50 +27,12 @@ from application.tasks import TaskService
 from domain.errors import EmailAlreadyRegistered
 from domain.tasks import Task, TaskChanges, TaskQuery, new_task
 from domain.users import User
-from tests.integration.support import caller_of, opened_pool
+from tests.integration.support import Background, caller_of, opened_pool
 
 T0 = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)
 TTL = timedelta(hours=24)
 HOLD = 0.3  # seconds a connection is held by the tests that make others wait for it
 R = TypeVar("R")
-
-
-@pytest.fixture
-async def pool(clean_database: str) -> AsyncIterator[AsyncConnectionPool]:
-    async with opened_pool(clean_database, min_size=2, max_size=2, timeout=5) as pool:
-        yield pool
-
-
-@pytest.fixture
-def database(pool: AsyncConnectionPool) -> PostgresDatabase:
-    return PostgresDatabase(pool)
-
-
-class Background:
-    """Tasks a test starts; those a failed assertion left waiting are cancelled at its end,
-    so that they give their connections back before the pool closes."""
-
-    def __init__(self) -> None:
-        self._tasks: list[asyncio.Task[Any]] = []
-
-    def start(self, coroutine: Coroutine[Any, Any, R]) -> asyncio.Task[R]:
-        task = asyncio.create_task(coroutine)
-        self._tasks.append(task)
-        return task
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-@pytest.fixture
-async def background() -> AsyncIterator[Background]:
-    tasks = Background()
-    try:
-        yield tasks
-    finally:
-        await tasks.stop()
 
 
 def a_user(email: str = "alice@example.com") -> User:

@@ -76,6 +76,13 @@ def test_each_variable_is_read(tmp_path: Path) -> None:
         ("HOUSEKEEPING_INTERVAL_SECONDS", "86401"),
         ("HOUSEKEEPING_INTERVAL_SECONDS", "often"),
         ("HOUSEKEEPING_INTERVAL_SECONDS", "0.5"),
+        ("DATABASE_STATEMENT_TIMEOUT_MS", "-1"),
+        ("DATABASE_STATEMENT_TIMEOUT_MS", "5s"),
+        ("DATABASE_STATEMENT_TIMEOUT_MS", "2147483648"),
+        ("DATABASE_LOCK_TIMEOUT_MS", "-1"),
+        ("DATABASE_LOCK_TIMEOUT_MS", "2.5"),
+        ("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", "-1"),
+        ("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", "off"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_variable(tmp_path: Path, name: str, value: str) -> None:
@@ -128,6 +135,26 @@ def test_pool_and_observability_variables_are_read(tmp_path: Path) -> None:
     assert settings.shutdown_grace_seconds == 30
 
 
+def test_database_timeout_defaults(tmp_path: Path) -> None:
+    settings = settings_from(tmp_path, BETTER_AUTH_SECRET=SECRET)
+    assert settings.statement_timeout_ms == 5_000  # within the 5 s a request waits for the pool
+    assert settings.lock_timeout_ms == 2_000
+    assert settings.idle_in_transaction_timeout_ms == 30_000
+
+
+def test_database_timeout_variables_are_read(tmp_path: Path) -> None:
+    settings = settings_from(
+        tmp_path,
+        BETTER_AUTH_SECRET=SECRET,
+        DATABASE_STATEMENT_TIMEOUT_MS="1500",
+        DATABASE_LOCK_TIMEOUT_MS="0",
+        DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS="60000",
+    )
+    assert settings.statement_timeout_ms == 1_500
+    assert settings.lock_timeout_ms == 0  # off, as in PostgreSQL
+    assert settings.idle_in_transaction_timeout_ms == 60_000
+
+
 @pytest.mark.parametrize(
     "name",
     [
@@ -136,6 +163,9 @@ def test_pool_and_observability_variables_are_read(tmp_path: Path) -> None:
         "LOG_FORMAT",
         "DATABASE_POOL_MAX_WAITING",
         "HOUSEKEEPING_INTERVAL_SECONDS",
+        "DATABASE_STATEMENT_TIMEOUT_MS",
+        "DATABASE_LOCK_TIMEOUT_MS",
+        "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS",
     ],
 )
 def test_an_empty_variable_means_its_default(tmp_path: Path, name: str) -> None:
@@ -178,6 +208,10 @@ def test_a_bad_log_level_names_the_variable_and_the_choices(tmp_path: Path) -> N
         ("DATABASE_POOL_MAX_WAITING", 100_000),
         ("HOUSEKEEPING_INTERVAL_SECONDS", 0),
         ("HOUSEKEEPING_INTERVAL_SECONDS", 86_400),
+        ("DATABASE_STATEMENT_TIMEOUT_MS", 0),
+        ("DATABASE_STATEMENT_TIMEOUT_MS", 2_147_483_647),
+        ("DATABASE_LOCK_TIMEOUT_MS", 2_147_483_647),
+        ("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 0),
     ],
 )
 def test_the_bounds_themselves_are_accepted(tmp_path: Path, name: str, value: int) -> None:
@@ -186,6 +220,9 @@ def test_the_bounds_themselves_are_accepted(tmp_path: Path, name: str, value: in
         "SHUTDOWN_GRACE_SECONDS": "shutdown_grace_seconds",
         "DATABASE_POOL_MAX_WAITING": "pool_max_waiting",
         "HOUSEKEEPING_INTERVAL_SECONDS": "housekeeping_interval_seconds",
+        "DATABASE_STATEMENT_TIMEOUT_MS": "statement_timeout_ms",
+        "DATABASE_LOCK_TIMEOUT_MS": "lock_timeout_ms",
+        "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS": "idle_in_transaction_timeout_ms",
     }[name]
     assert getattr(settings, attribute) == value
 

@@ -29,7 +29,8 @@ Client = TestClient[Litestar]
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
-    """Settings for a test app: fast bcrypt, a small pool, the frontend's origin."""
+    """Settings for a test app: fast bcrypt, a small pool, the frontend's origin, no
+    background jobs."""
     values: dict[str, Any] = {
         "auth_secret": SECRET,
         "database_url": database_url,
@@ -39,6 +40,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "pool_max_size": 4,
         # Tests from one client address far exceed a person's pace; throttling has its own tests.
         "auth_rate_per_minute": 0,
+        # No purges behind the tests' backs: background work has tests of its own.
+        "housekeeping_interval_seconds": 0,
     }
     values.update(overrides)
     return Settings(**values)

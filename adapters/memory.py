@@ -1,9 +1,9 @@
 """In-memory adapters that really store things: for unit tests and demos, never production."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from uuid import UUID
 
@@ -13,12 +13,15 @@ from application.ports import (
     Clock,
     EarlierCreation,
     FailedLogins,
+    TagUsage,
     TaskPage,
     TokenSubject,
     ensure_admitted,
 )
-from domain.errors import EmailAlreadyRegistered
-from domain.tasks import Task, TaskQuery, next_version
+from domain.errors import EmailAlreadyRegistered, TagAlreadyExists, TagNotFound
+from domain.queries import TaskQuery, list_order, position_of
+from domain.tags import sorted_tags, tag_key
+from domain.tasks import Task, next_version
 from domain.users import User
 
 _T = TypeVar("_T")
@@ -74,6 +77,18 @@ class InMemoryUserRepository:
         self._users[user_id] = updated
         return updated
 
+    async def change_timezone(self, user_id: UUID, timezone: str) -> User | None:
+        stored = self._users.get(user_id)
+        if stored is None:
+            return None
+        updated = replace(
+            stored,
+            timezone=timezone,
+            updated_at=max(datetime.now(UTC), stored.updated_at + timedelta(microseconds=1)),
+        )
+        self._users[user_id] = updated
+        return updated
+
     async def delete(self, user_id: UUID) -> bool:
         if self._users.pop(user_id, None) is None:
             return False
@@ -93,6 +108,8 @@ class InMemoryTaskRepository:
         clock: "Clock | None" = None,
     ) -> None:
         self._tasks: dict[UUID, Task] = {}
+        # The users' vocabularies: (owner, tag_key) -> the spelling the owner used first.
+        self._tag_names: dict[tuple[UUID, str], str] = {}
         self._users = users
         self._revocations = revocations
         self._clock = clock or SystemClock()
@@ -112,6 +129,8 @@ class InMemoryTaskRepository:
     def delete_all_of(self, owner_id: UUID) -> None:
         for task_id in [t.id for t in self._tasks.values() if t.owner_id == owner_id]:
             del self._tasks[task_id]
+        for key in [key for key in self._tag_names if key[0] == owner_id]:
+            del self._tag_names[key]
 
     def stored(self, task_id: UUID) -> Task | None:
         """The task as stored, whoever owns it (for tests: not a port method)."""
@@ -137,6 +156,12 @@ class InMemoryCallerTasks:
     async def admit(self) -> None:
         self._repository.admit(self._caller)
 
+    async def timezone(self) -> str:
+        self._repository.admit(self._caller)
+        user = self._repository._users.stored(self._caller.user_id)
+        assert user is not None  # admitted
+        return user.timezone
+
     def _owned(self, task_id: UUID) -> Task | None:
         self._repository.admit(self._caller)
         task = self._tasks.get(task_id)
@@ -144,27 +169,42 @@ class InMemoryCallerTasks:
             task.ensure_owned_by(self._caller.user_id)
         return task
 
+    @property
+    def _tag_names(self) -> dict[tuple[UUID, str], str]:
+        return self._repository._tag_names
+
+    def _spelled(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        # The caller's first spelling of each tag; a new one joins the vocabulary.
+        owner = self._caller.user_id
+        return sorted_tags(self._tag_names.setdefault((owner, tag_key(t)), t) for t in tags)
+
     async def add(self, task: Task) -> Task:
         self._repository.admit(self._caller)
         task.ensure_owned_by(self._caller.user_id)
-        self._tasks[task.id] = task
-        return task
+        stored = replace(task, tags=self._spelled(task.tags))
+        self._tasks[task.id] = stored
+        return stored
 
     async def get(self, task_id: UUID, *, for_update: bool = False) -> Task | None:
         # One event loop, no await between a read and its write: nothing to lock.
         return self._owned(task_id)
 
-    async def list(self, query: TaskQuery) -> TaskPage:
+    async def list(self, query: TaskQuery, now: datetime) -> TaskPage:
         self._repository.admit(self._caller)
-        matching = [
-            t
-            for t in self._tasks.values()
-            if t.owner_id == self._caller.user_id
-            and (query.completed is None or t.completed == query.completed)
-        ]
-        matching.sort(key=lambda t: t.position, reverse=True)
+        mine = (t for t in self._tasks.values() if t.owner_id == self._caller.user_id)
+        matching = [t for t in mine if query.matches(t, now)]
+
+        def order(task: Task) -> tuple[object, ...]:
+            return list_order(position_of(task, query.sort), query.sort)
+
+        matching.sort(key=order)
         after = query.after
-        following = [t for t in matching if after is None or t.position < after][query.offset :]
+        if after is not None:
+            start = list_order(after, query.sort)
+            matching_after = [t for t in matching if order(t) > start]
+        else:
+            matching_after = matching
+        following = matching_after[query.offset :]
         return TaskPage(
             tasks=following[: query.limit],
             total=len(matching),
@@ -178,14 +218,57 @@ class InMemoryCallerTasks:
         if stored is None or not _is_expected(stored, expected_versions):
             return None
         updated = replace(
-            stored,
-            title=task.title,
-            description=task.description,
-            completed=task.completed,
-            updated_at=next_version(stored.updated_at, self._repository._clock.now()),
+            task,
+            owner_id=stored.owner_id,
+            created_at=stored.created_at,
+            tags=self._spelled(task.tags),
+            updated_at=self._next_version(stored),
         )
         self._tasks[task.id] = updated
         return updated
+
+    def _next_version(self, stored: Task) -> datetime:
+        return next_version(stored.updated_at, self._repository._clock.now())
+
+    async def tags(self) -> Sequence[TagUsage]:
+        self._repository.admit(self._caller)
+        owner = self._caller.user_id
+        mine = [t for t in self._tasks.values() if t.owner_id == owner]
+        usages = []
+        for (tag_owner, key), name in self._tag_names.items():
+            if tag_owner != owner:
+                continue
+            carrying = [t for t in mine if key in {tag_key(n) for n in t.tags}]
+            usages.append(TagUsage(name, sum(not t.completed for t in carrying), len(carrying)))
+        return sorted(usages, key=lambda usage: (tag_key(usage.name), usage.name))
+
+    async def rename_tag(self, name: str, new_name: str) -> TagUsage:
+        self._repository.admit(self._caller)
+        owner, old_key, new_key = self._caller.user_id, tag_key(name), tag_key(new_name)
+        if (owner, old_key) not in self._tag_names:
+            raise TagNotFound()
+        if new_key != old_key and (owner, new_key) in self._tag_names:
+            raise TagAlreadyExists()
+        del self._tag_names[(owner, old_key)]
+        self._tag_names[(owner, new_key)] = new_name
+        self._retag(old_key, new_name)
+        return next(u for u in await self.tags() if tag_key(u.name) == new_key)
+
+    async def delete_tag(self, name: str) -> None:
+        self._repository.admit(self._caller)
+        key = tag_key(name)
+        if self._tag_names.pop((self._caller.user_id, key), None) is None:
+            raise TagNotFound()
+        self._retag(key, None)
+
+    def _retag(self, key: str, new_name: str | None) -> None:
+        """Replaces (or, with None, removes) the tag on every task of the caller's carrying it."""
+        for task in list(self._tasks.values()):
+            if task.owner_id != self._caller.user_id or key not in map(tag_key, task.tags):
+                continue
+            kept = [t for t in task.tags if tag_key(t) != key]
+            tags = sorted_tags(kept if new_name is None else [*kept, new_name])
+            self._tasks[task.id] = replace(task, tags=tags, updated_at=self._next_version(task))
 
     async def delete(
         self, task_id: UUID, *, expected_versions: Collection[datetime] | None = None

@@ -34,6 +34,7 @@ from application.ports import (
     ensure_admitted,
 )
 from application.throttling import LoginThrottle, account_key
+from domain.due import timezone_problems
 from domain.errors import EmailAlreadyRegistered, FieldError, ValidationFailed, WeakPassword
 from domain.users import User, password_problems
 
@@ -190,6 +191,15 @@ class AccountService:
         if user.password_hash is not None:
             await self._confirm_password(user, password or "")
         await self.delete(user.id)
+
+    async def change_timezone(self, user: User, timezone: str) -> User:
+        """Sets the user's time zone: an IANA name (422 on `timezone` for anything else)."""
+        if problems := timezone_problems(timezone, "timezone"):
+            raise ValidationFailed(problems)
+        changed = await self._users.change_timezone(user.id, timezone)
+        if changed is None:
+            raise UserNotFound()
+        return changed
 
     async def sign_in_method(self, user: User) -> Literal["password", "better-auth"]:
         """ "better-auth" for an account linked to a Better Auth identity (with or without a

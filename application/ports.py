@@ -8,7 +8,8 @@ from typing import Protocol, TypeVar
 from uuid import UUID
 
 from application.errors import TokenRevoked, UserNotFound
-from domain.tasks import Task, TaskPosition, TaskQuery
+from domain.queries import TaskPosition, TaskQuery, TaskSort, position_of
+from domain.tasks import Task
 from domain.users import User
 
 _T = TypeVar("_T")
@@ -22,10 +23,18 @@ class TaskPage:
     has_more: bool = False
     """Whether more matching tasks follow this page."""
 
-    @property
-    def next_position(self) -> TaskPosition | None:
-        """Where the next page starts (after this task), when there is one."""
-        return self.tasks[-1].position if self.has_more and self.tasks else None
+    def next_position(self, sort: TaskSort) -> TaskPosition | None:
+        """Where the next page of the list (under this sort) starts, when there is one."""
+        return position_of(self.tasks[-1], sort) if self.has_more and self.tasks else None
+
+
+@dataclass(frozen=True, slots=True)
+class TagUsage:
+    """One of a user's tags, and how many of their tasks carry it."""
+
+    name: str
+    open: int
+    total: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +120,11 @@ class UserRepository(Protocol):
         Returns the stored user, None when there is no such user."""
         ...
 
+    async def change_timezone(self, user_id: UUID, timezone: str) -> User | None:
+        """Stores the user's (valid) time zone; returns the stored user, None when there is
+        no such user."""
+        ...
+
     async def delete(self, user_id: UUID) -> bool:
         """Deletes the user and, with them, all their tasks. False when there was no such user."""
         ...
@@ -135,6 +149,10 @@ class CallerTasks(Protocol):
         """Only checks the caller: the first call of an atomic block."""
         ...
 
+    async def timezone(self) -> str:
+        """The caller's time zone (an IANA name), in which dues written without one are."""
+        ...
+
     async def add(self, task: Task) -> Task:
         """Stores a new task of the caller's (TaskAccessDenied for anyone else's)."""
         ...
@@ -145,12 +163,12 @@ class CallerTasks(Protocol):
         waiting until the block ends (read, then write)."""
         ...
 
-    async def list(self, query: TaskQuery) -> TaskPage:
-        """The caller's tasks that match the query, newest first (created_at, then id,
-        descending) so pages are stable; those after `query.after` when given (keyset paging,
-        as cheap deep down as on top), then `query.offset` skipped. The total counts every
-        task matching the filter, whatever the page, and costs the same however many tasks
-        the caller has."""
+    async def list(self, query: TaskQuery, now: datetime) -> TaskPage:
+        """The caller's tasks that match the query (TaskQuery.matches, `now` deciding what is
+        overdue), in its sort's order (domain.queries.list_order: ties newest first, so pages
+        are stable); those after `query.after` when given (keyset paging, as cheap deep down
+        as on top), then `query.offset` skipped. The total counts every task matching the
+        filters, whatever the page."""
         ...
 
     async def update(
@@ -167,6 +185,24 @@ class CallerTasks(Protocol):
     ) -> bool:
         """False when the caller has no such task or, with expected_versions, when its
         updated_at is none of them."""
+        ...
+
+    async def tags(self) -> Sequence[TagUsage]:
+        """The caller's vocabulary, sorted as domain.tags.sorted_tags sorts names, each with
+        how many of the caller's tasks carry it; a tag no task carries stays, at 0. (The
+        vocabulary grows as tasks are given tags: add and update keep the caller's first
+        spelling of each tag, by domain.tags.tag_key.)"""
+        ...
+
+    async def rename_tag(self, name: str, new_name: str) -> TagUsage:
+        """Renames the caller's tag `name` (by tag_key) on every task that carries it, moving
+        their updated_at; a change of case only is a rename too. TagNotFound; TagAlreadyExists
+        when new_name is another of the caller's tags."""
+        ...
+
+    async def delete_tag(self, name: str) -> None:
+        """Takes the tag (by tag_key) off every task, moving their updated_at, and out of the
+        vocabulary. TagNotFound."""
         ...
 
 

@@ -37,6 +37,14 @@ class TaskChanged(DomainError):
     """The task is no longer the version the request was based on (a stale If-Match)."""
 
 
+class TagNotFound(DomainError):
+    pass
+
+
+class TagAlreadyExists(DomainError):
+    """A rename to the name of another of the user's tags."""
+
+
 class EmailAlreadyRegistered(DomainError):
     pass
 

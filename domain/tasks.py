@@ -6,7 +6,9 @@ from enum import Enum
 from typing import Final
 from uuid import UUID
 
+from domain.due import Due, WrittenDue
 from domain.errors import FieldError, TaskAccessDenied, ValidationFailed
+from domain.tags import normalize_tags, sorted_tags
 
 MAX_TITLE_LENGTH = 200
 MAX_DESCRIPTION_LENGTH = 10_000
@@ -23,39 +25,20 @@ UNCHANGED: Final = _Unchanged.UNCHANGED
 """Marks a field that a partial update leaves as it is (distinct from None, which clears)."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class TaskPosition:
-    """Where a task stands in a list: lists run newest first, by created_at, then by id."""
+class Priority(Enum):
+    """How important a task is; lists sort them none < low < medium < high."""
 
-    created_at: datetime
-    id: UUID
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    @property
+    def rank(self) -> int:
+        return _PRIORITY_RANKS[self]
 
 
-MAX_PAGE_SIZE = 1000
-DEFAULT_PAGE_SIZE = 100
-MAX_OFFSET = 2**53 - 1  # the largest integer every JSON client reads exactly
-
-
-@dataclass(frozen=True, slots=True)
-class TaskQuery:
-    """Which of the owner's tasks a list shows, and which page of them: built by every
-    entrypoint, handed whole to the repository, which makes one statement of it."""
-
-    completed: bool | None = None
-    limit: int = DEFAULT_PAGE_SIZE
-    offset: int = 0
-    after: TaskPosition | None = None
-    """Keyset paging: the page starts after this task (a previous page's next_position), and
-    skips `offset` more from there."""
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not 1 <= self.limit <= MAX_PAGE_SIZE:
-            problems.append(FieldError("limit", f"Must be between 1 and {MAX_PAGE_SIZE}"))
-        if not 0 <= self.offset <= MAX_OFFSET:
-            problems.append(FieldError("offset", f"Must be between 0 and {MAX_OFFSET}"))
-        if problems:
-            raise ValidationFailed(problems)
+_PRIORITY_RANKS = {priority: rank for rank, priority in enumerate(Priority)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +50,16 @@ class Task:
     completed: bool
     created_at: datetime
     updated_at: datetime
+    priority: Priority = Priority.NONE
+    due: Due | None = None
+    tags: tuple[str, ...] = ()
+    """Sorted as lists show them (domain.tags.sorted_tags)."""
+    completed_at: datetime | None = None
+    """When the task was last completed; None while it is open."""
 
-    @property
-    def position(self) -> TaskPosition:
-        return TaskPosition(self.created_at, self.id)
+    def is_overdue(self, now: datetime) -> bool:
+        """Open, with a due that has passed."""
+        return not self.completed and self.due is not None and self.due.has_passed(now)
 
     def ensure_owned_by(self, user_id: UUID) -> None:
         """The ownership rule: a task is only ever read or changed by the user who owns it."""
@@ -85,6 +74,11 @@ class TaskChanges:
     title: str | _Unchanged = UNCHANGED
     description: str | _Unchanged | None = UNCHANGED
     completed: bool | _Unchanged = UNCHANGED
+    priority: Priority | _Unchanged = UNCHANGED
+    due: Due | WrittenDue | _Unchanged | None = UNCHANGED
+    """A WrittenDue is resolved to a Due (in the user's time zone) before it is applied."""
+    tags: tuple[str, ...] | _Unchanged = UNCHANGED
+    """As written (domain.tags.normalize_tags); the store keeps the user's spelling of each."""
 
 
 def _title_problems(title: str) -> list[FieldError]:
@@ -123,7 +117,12 @@ def new_task(
     description: str | None,
     completed: bool,
     now: datetime,
+    priority: Priority = Priority.NONE,
+    due: Due | None = None,
+    tags: tuple[str, ...] = (),
 ) -> Task:
+    """A new task; one created completed was completed as it was created. Tags as written
+    (domain.tags.normalize_tags)."""
     title = normalize_title(title)
     if problems := _title_problems(title) + _description_problems(description):
         raise ValidationFailed(problems)
@@ -135,6 +134,10 @@ def new_task(
         completed=completed,
         created_at=now,
         updated_at=now,
+        priority=priority,
+        due=due,
+        tags=sorted_tags(tags),
+        completed_at=now if completed else None,
     )
 
 
@@ -147,20 +150,38 @@ def validate_changes(changes: TaskChanges) -> TaskChanges:
         problems += _title_problems(changes.title)
     if changes.description is not UNCHANGED:
         problems += _description_problems(changes.description)
+    if changes.tags is not UNCHANGED:
+        try:
+            changes = replace(changes, tags=normalize_tags(changes.tags))
+        except ValidationFailed as failed:
+            problems += failed.errors
     if problems:
         raise ValidationFailed(problems)
     return changes
 
 
-def apply_changes(task: Task, changes: TaskChanges) -> Task:
-    """The task after a validated partial update. Its updated_at is the store's to move: a
-    stored change always moves it strictly forward (next_version)."""
+def apply_changes(task: Task, changes: TaskChanges, now: datetime) -> Task:
+    """The task after a validated partial update, at `now`. completed_at is set when the task
+    goes from open to completed, kept when it is completed again, cleared when it reopens. Its
+    updated_at is the store's to move: a stored change always moves it strictly forward
+    (next_version)."""
+    completed = task.completed if changes.completed is UNCHANGED else changes.completed
     return replace(
         task,
         title=task.title if changes.title is UNCHANGED else changes.title,
         description=task.description if changes.description is UNCHANGED else changes.description,
-        completed=task.completed if changes.completed is UNCHANGED else changes.completed,
+        completed=completed,
+        priority=task.priority if changes.priority is UNCHANGED else changes.priority,
+        due=task.due if changes.due is UNCHANGED else _resolved_due(changes.due),
+        tags=task.tags if changes.tags is UNCHANGED else sorted_tags(changes.tags),
+        completed_at=(task.completed_at or now) if completed else None,
     )
+
+
+def _resolved_due(due: "Due | WrittenDue | None") -> Due | None:
+    if isinstance(due, WrittenDue):
+        raise TypeError("a written due is resolved in the user's time zone before it applies")
+    return due
 
 
 def next_version(stored: datetime, now: datetime) -> datetime:

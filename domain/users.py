@@ -24,6 +24,8 @@ class User:
     token_generation: int = 0
     """How many such cut-offs there have been; todo-api's own tokens carry the generation they
     were issued in."""
+    timezone: str = "UTC"
+    """An IANA name (domain.due.timezone_problems): the zone of the dues written without one."""
 
     def accepts_token(self, issued_at: datetime, generation: int | None) -> bool:
         """Whether a token survived every cut-off. One of todo-api's own (it carries its

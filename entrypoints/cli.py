@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from datetime import date
 from typing import NoReturn
 
 import psycopg
@@ -22,8 +23,10 @@ from application.errors import (
     StorageUnavailable,
     TransactionConflict,
 )
+from domain.due import Due, WrittenDue, parse_day
 from domain.errors import DomainError, ValidationFailed
-from domain.tasks import MAX_PAGE_SIZE, TaskQuery
+from domain.queries import MAX_PAGE_SIZE, TaskPosition, TaskQuery, TaskSort
+from domain.tasks import Priority, Task
 from entrypoints.bootstrap import Services, database_url, open_services, timeouts
 from entrypoints.logs import configure_logging
 from entrypoints.problems import PROBLEMS
@@ -38,6 +41,9 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, no usage dump: the contract wants a single-line message for bad arguments.
         self.exit(2, f"todo-api: error: {message} (see `{self.prog} --help`)\n")
+
+
+PRIORITIES = [priority.value for priority in Priority]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,13 +70,32 @@ def _parser() -> argparse.ArgumentParser:
     tasks = commands.add_parser("tasks", help="task administration").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    listing = tasks.add_parser("list", help="list a user's tasks, newest first")
+    listing = tasks.add_parser(
+        "list", help="list a user's tasks (newest first, or --sort), with the API's filters"
+    )
     listing.add_argument("--user", required=True, metavar="EMAIL")
     listing.add_argument("--completed", choices=["true", "false"])
+    listing.add_argument(
+        "--priority", action="append", choices=PRIORITIES, help="any of these (repeatable)"
+    )
+    listing.add_argument("--tag", action="append", help="every one of these tags (repeatable)")
+    listing.add_argument("--q", help="every word a substring of the title or description")
+    listing.add_argument("--due-after", metavar="YYYY-MM-DD")
+    listing.add_argument("--due-before", metavar="YYYY-MM-DD")
+    listing.add_argument("--has-due", choices=["true", "false"])
+    listing.add_argument("--overdue", choices=["true", "false"])
+    listing.add_argument("--sort", choices=[sort.value for sort in TaskSort], default="-created_at")
     add = tasks.add_parser("add", help="add a task to a user's list")
     add.add_argument("--user", required=True, metavar="EMAIL")
     add.add_argument("title")
     add.add_argument("--description")
+    add.add_argument("--priority", choices=PRIORITIES, default="none")
+    add.add_argument("--due", metavar="YYYY-MM-DD", help="the day it is due (all day)")
+    add.add_argument("--due-time", metavar="HH:MM", help="the time of that day it is due")
+    add.add_argument(
+        "--due-timezone", metavar="ZONE", help="an IANA name (default: the user's time zone)"
+    )
+    add.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
     return parser
 
 
@@ -227,25 +252,67 @@ async def _delete_user(services: Services, arguments: argparse.Namespace) -> Non
 
 async def _list_tasks(services: Services, arguments: argparse.Namespace) -> None:
     user = await services.accounts.find_by_email(arguments.user)
-    completed = None if arguments.completed is None else arguments.completed == "true"
-    offset = 0
-    while True:
-        page = await services.tasks.list(
-            services.accounts.acting_for(user),
-            TaskQuery(completed=completed, limit=MAX_PAGE_SIZE, offset=offset),
-        )
+    query = TaskQuery(
+        completed=_flag(arguments.completed),
+        priorities=frozenset(Priority(p) for p in arguments.priority or ()),
+        tags=tuple(arguments.tag or ()),
+        search=arguments.q,
+        due_after=None
+        if arguments.due_after is None
+        else parse_day(arguments.due_after, "--due-after"),
+        due_before=None
+        if arguments.due_before is None
+        else parse_day(arguments.due_before, "--due-before"),
+        has_due=_flag(arguments.has_due),
+        overdue=_flag(arguments.overdue),
+        sort=TaskSort(arguments.sort),
+        limit=MAX_PAGE_SIZE,
+    )
+    caller = services.accounts.acting_for(user)
+    after: TaskPosition | None = None
+    while True:  # page after page, each after the last task of the one before
+        page = await services.tasks.list(caller, replace(query, after=after))
         for task in page.tasks:
-            mark = "x" if task.completed else " "
-            print(f"{task.id}\t[{mark}]\t{task.created_at.isoformat()}\t{task.title}")
-        offset += len(page.tasks)
-        if not page.tasks or offset >= page.total:
+            print(_task_line(task))
+        after = page.next_position(query.sort)
+        if after is None:
             return
+
+
+def _task_line(task: Task) -> str:
+    mark = "x" if task.completed else " "
+    due = "-" if task.due is None else _due_text(task.due)
+    tags = ",".join(task.tags) or "-"
+    fields = (task.created_at.isoformat(), task.priority.value, due, tags, task.title)
+    return "\t".join((str(task.id), f"[{mark}]", *fields))
+
+
+def _due_text(due: Due) -> str:
+    when = due.date.isoformat() if due.time is None else f"{due.date}T{due.time.isoformat()}"
+    return f"{when} {due.timezone}"
+
+
+def _day(value: str | None, option: str) -> date | None:
+    return None if value is None else parse_day(value, option)
+
+
+def _flag(value: str | None) -> bool | None:
+    return None if value is None else value == "true"
 
 
 async def _add_task(services: Services, arguments: argparse.Namespace) -> None:
     user = await services.accounts.find_by_email(arguments.user)
+    if arguments.due is None and (arguments.due_time or arguments.due_timezone):
+        raise ValidationFailed.single("--due", "Give the day with --due-time or --due-timezone")
     task = await services.tasks.create(
-        services.accounts.acting_for(user), title=arguments.title, description=arguments.description
+        services.accounts.acting_for(user),
+        title=arguments.title,
+        description=arguments.description,
+        priority=Priority(arguments.priority),
+        due=None
+        if arguments.due is None
+        else WrittenDue(arguments.due, arguments.due_time, arguments.due_timezone),
+        tags=arguments.tag,
     )
     print(f"added task {task.id} {task.title}")
 

@@ -24,6 +24,8 @@ from application.errors import (
 )
 from domain.errors import (
     EmailAlreadyRegistered,
+    TagAlreadyExists,
+    TagNotFound,
     TaskAccessDenied,
     TaskChanged,
     TaskNotFound,
@@ -43,6 +45,8 @@ PROBLEMS: dict[type[Exception], tuple[int, str]] = {
     WrongPassword: (401, "Invalid password"),
     TaskAccessDenied: (403, "Access denied: task belongs to another user"),
     TaskNotFound: (404, "Task not found"),
+    TagNotFound: (404, "Tag not found"),
+    TagAlreadyExists: (409, "Tag already exists"),
     TaskChanged: (412, "The task has changed since the version in If-Match"),
     EmailAlreadyRegistered: (409, "Email already registered"),
     EmailNotVerifiedForLinking: (

@@ -77,6 +77,6 @@ def clean_database(database_url: str) -> str:
     with psycopg.connect(database_url, autocommit=True) as connection:
         connection.execute(
             "TRUNCATE users, tasks, task_counts, revoked_tokens, login_failures, auth_attempts,"
-            " idempotency_keys, linked_identities"
+            " idempotency_keys, linked_identities, tags"
         )
     return database_url

@@ -35,18 +35,26 @@ ADMISSION = (
 )
 
 
-def behind_the_caller(work: sql.Composable, *, beside: sql.Composable | None = None) -> bytes:
+def behind_the_caller(
+    work: sql.Composable,
+    *,
+    beside: sql.Composable | None = None,
+    writes: sql.Composable | None = None,
+) -> bytes:
     """The statement `work` (gated by ADMITTED) with the caller's verdict in front of each of
     its rows, and one row of verdict alone when the work has none; `beside`, more columns
-    computed once. Rendered once (to the bytes psycopg sends), not on every execution."""
+    computed once; `writes`, data-modifying CTEs (also gated) that `work` reads from, which
+    PostgreSQL allows only at the top level. Rendered once (to the bytes psycopg sends), not
+    on every execution."""
     extra = sql.SQL("") if beside is None else sql.SQL(", {}").format(beside)
+    before = sql.SQL("") if writes is None else sql.SQL("{}, ").format(writes)
     return (
         sql.SQL(
-            """WITH {caller}, work AS ({work})
+            """WITH {caller}, {before}work AS ({work})
                SELECT caller.revoked, caller.known, caller.current{extra}, work.*
                FROM caller LEFT JOIN work ON true"""
         )
-        .format(caller=_CALLER, work=work, extra=extra)
+        .format(caller=_CALLER, before=before, work=work, extra=extra)
         .as_bytes(None)
     )
 

@@ -1,5 +1,6 @@
 """Idempotency keys of task creations, in raw SQL, with the created task kept as a snapshot."""
 
+import datetime as dt
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -7,7 +8,15 @@ import msgspec
 
 from adapters.postgres.pool import PostgresDatabase
 from application.ports import EarlierCreation
-from domain.tasks import Task
+from domain.due import Due
+from domain.tasks import Priority, Task
+
+
+class DueSnapshot(msgspec.Struct, kw_only=True):
+    # Types by their module's names: a field named `time` with a default would shadow them.
+    date: dt.date
+    time: dt.time | None = None
+    timezone: str
 
 
 class TaskSnapshot(msgspec.Struct, kw_only=True):
@@ -22,9 +31,14 @@ class TaskSnapshot(msgspec.Struct, kw_only=True):
     completed: bool = False
     created_at: datetime
     updated_at: datetime
+    priority: str = Priority.NONE.value
+    due: DueSnapshot | None = None
+    tags: list[str] = msgspec.field(default_factory=list)
+    completed_at: datetime | None = None
 
     @classmethod
     def of(cls, task: Task) -> "TaskSnapshot":
+        due = task.due
         return cls(
             id=task.id,
             title=task.title,
@@ -32,9 +46,18 @@ class TaskSnapshot(msgspec.Struct, kw_only=True):
             completed=task.completed,
             created_at=task.created_at,
             updated_at=task.updated_at,
+            priority=task.priority.value,
+            due=None
+            if due is None
+            else DueSnapshot(date=due.date, time=due.time, timezone=due.timezone),
+            tags=list(task.tags),
+            completed_at=task.completed_at,
         )
 
     def task_of(self, owner_id: UUID) -> Task:
+        due = self.due
+        # Before completed_at was kept, a task created completed was completed as created.
+        completed_at = self.completed_at or (self.created_at if self.completed else None)
         return Task(
             id=self.id,
             owner_id=owner_id,
@@ -43,6 +66,10 @@ class TaskSnapshot(msgspec.Struct, kw_only=True):
             completed=self.completed,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            priority=Priority(self.priority),
+            due=None if due is None else Due(due.date, due.time, due.timezone),
+            tags=tuple(self.tags),
+            completed_at=completed_at,
         )
 
 

@@ -9,7 +9,9 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import RowMaker
 
-from domain.tasks import Task
+from domain.due import Due
+from domain.tags import sorted_tags
+from domain.tasks import Priority, Task
 from domain.users import User
 
 _T = TypeVar("_T")
@@ -22,8 +24,29 @@ USER_FIELDS = (
     "updated_at",
     "tokens_valid_after",
     "token_generation",
+    "timezone",
 )
-TASK_FIELDS = ("id", "user_id", "title", "description", "completed", "created_at", "updated_at")
+TASK_FIELDS = (
+    "id",
+    "user_id",
+    "title",
+    "description",
+    "completed",
+    "created_at",
+    "updated_at",
+    "priority",
+    "due_date",
+    "due_time",
+    "due_timezone",
+    "completed_at",
+)
+TASK_TAGS = sql.SQL(
+    "ARRAY(SELECT name FROM tags WHERE tags.user_id = tasks.user_id "
+    "AND tags.key = ANY(tasks.tag_keys)) AS tags"
+)
+"""The spelling of the task's tags, beside TASK_FIELDS wherever a task is read."""
+PRIORITIES = tuple(Priority)
+"""By their rank, as the priority column keeps them."""
 
 
 def columns(fields: Sequence[str], table: str | None = None) -> sql.Composed:
@@ -48,10 +71,13 @@ def build_user(values: Sequence[Any], at: dict[str, int]) -> User:
         updated_at=utc(values[at["updated_at"]]),
         tokens_valid_after=None if valid_after is None else utc(valid_after),
         token_generation=values[at["token_generation"]],
+        timezone=values[at["timezone"]],
     )
 
 
 def build_task(values: Sequence[Any], at: dict[str, int]) -> Task:
+    due_date, due_timezone = values[at["due_date"]], values[at["due_timezone"]]
+    completed_at = values[at["completed_at"]]
     return Task(
         id=values[at["id"]],
         owner_id=values[at["user_id"]],
@@ -60,6 +86,10 @@ def build_task(values: Sequence[Any], at: dict[str, int]) -> Task:
         completed=values[at["completed"]],
         created_at=utc(values[at["created_at"]]),
         updated_at=utc(values[at["updated_at"]]),
+        priority=PRIORITIES[values[at["priority"]]],
+        due=None if due_date is None else Due(due_date, values[at["due_time"]], due_timezone),
+        tags=sorted_tags(values[at["tags"]]),
+        completed_at=None if completed_at is None else utc(completed_at),
     )
 
 

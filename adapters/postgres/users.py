@@ -18,7 +18,7 @@ _COLUMNS = columns(USER_FIELDS)
 _ADD = (
     sql.SQL("""INSERT INTO users ({columns})
                VALUES (%(id)s, %(email)s, %(password_hash)s, %(created_at)s, %(updated_at)s,
-                       %(tokens_valid_after)s, %(token_generation)s)
+                       %(tokens_valid_after)s, %(token_generation)s, %(timezone)s)
                ON CONFLICT DO NOTHING
                RETURNING {columns}""")
     .format(columns=_COLUMNS)
@@ -42,6 +42,12 @@ _CUT_OFF = (
     .as_bytes(None)
 )
 
+_CHANGE_TIMEZONE = (
+    sql.SQL("UPDATE users SET timezone = %(timezone)s WHERE id = %(id)s RETURNING {}")
+    .format(_COLUMNS)
+    .as_bytes(None)
+)
+
 
 class PostgresUserRepository:
     def __init__(self, database: PostgresDatabase) -> None:
@@ -58,6 +64,7 @@ class PostgresUserRepository:
                 "updated_at": user.updated_at,
                 "tokens_valid_after": user.tokens_valid_after,
                 "token_generation": user.token_generation,
+                "timezone": user.timezone,
             },
         )
         if added is None:
@@ -87,6 +94,9 @@ class PostgresUserRepository:
         return await self._user(
             _CUT_OFF, {"id": user_id, "moment": moment, "password_hash": password_hash}
         )
+
+    async def change_timezone(self, user_id: UUID, timezone: str) -> User | None:
+        return await self._user(_CHANGE_TIMEZONE, {"id": user_id, "timezone": timezone})
 
     async def delete(self, user_id: UUID) -> bool:
         async with self._database.connection() as connection:

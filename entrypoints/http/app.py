@@ -24,7 +24,7 @@ from entrypoints.http.errors import EXCEPTION_HANDLERS, PROBLEM_JSON
 from entrypoints.http.health import health, liveness
 from entrypoints.http.health import metrics as metrics_endpoint
 from entrypoints.http.metrics import Metrics
-from entrypoints.http.tasks import TaskController
+from entrypoints.http.tasks import TagController, TaskController
 from entrypoints.logs import configure_logging
 from entrypoints.settings import Settings, load_settings
 from entrypoints.web.site import web_app_router
@@ -64,6 +64,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Lites
             *metrics_route,
             AuthController,
             TaskController,
+            TagController,
             web_app_router(),
         ],
         dependencies=APP_DEPENDENCIES,

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
@@ -19,6 +19,7 @@ from entrypoints.http.schemas import (
     NewAccount,
     PasswordChange,
     PasswordConfirmation,
+    TimezoneChange,
     UserResponse,
 )
 
@@ -83,8 +84,27 @@ class AuthController(Controller):
             id=current_user.id,
             email=current_user.email,
             created_at=current_user.created_at,
+            timezone=current_user.timezone,
             sign_in=await accounts.sign_in_method(current_user),
         )
+
+    @patch(
+        "/me",
+        dependencies=AUTHENTICATED,
+        dto=StrictJsonDTO[TimezoneChange],
+        return_dto=None,
+        responses=responses(400, 401, 409, 413, 422, 503),
+        security=[{"bearer": []}],
+    )
+    async def change_settings(
+        self,
+        data: JSONBody[TimezoneChange],
+        current_user: NamedDependency[User],
+        accounts: NamedDependency[AccountService],
+    ) -> UserResponse:
+        """The user's settings: their time zone (an IANA name), in which dues written without
+        one are."""
+        return UserResponse.of(await accounts.change_timezone(current_user, data.timezone))
 
     @post(
         "/logout-all",

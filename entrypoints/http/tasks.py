@@ -1,6 +1,8 @@
 """The task routes: a user's todo list."""
 
 import re
+from dataclasses import replace
+from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -13,21 +15,47 @@ from litestar.params import HeaderParameter, JSONBody, Parameter
 
 from application.ports import Caller
 from application.tasks import TaskService
+from domain.due import parse_day
 from domain.errors import ValidationFailed
-from domain.tasks import DEFAULT_PAGE_SIZE, MAX_OFFSET, MAX_PAGE_SIZE, Task, TaskChanges, TaskQuery
+from domain.queries import (
+    DEFAULT_PAGE_SIZE,
+    MAX_OFFSET,
+    MAX_PAGE_SIZE,
+    MAX_SEARCH_LENGTH,
+    TaskQuery,
+    TaskSort,
+)
+from domain.tasks import Priority, Task, TaskChanges
 from entrypoints.http.dependencies import TASKS
 from entrypoints.http.errors import StrictJsonDTO, responses
 from entrypoints.http.etags import etag_of, matches_none, versions_in
 from entrypoints.http.schemas import (
     NewTask,
+    PriorityName,
+    TagListResponse,
+    TagRename,
+    TagResponse,
     TaskChangesRequest,
     TaskListResponse,
     TaskResponse,
     decode_cursor,
     encode_cursor,
+    written_due,
 )
 
 _IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")
+SortName = Literal[
+    "-created_at",
+    "created_at",
+    "updated_at",
+    "-updated_at",
+    "due",
+    "-due",
+    "priority",
+    "-priority",
+    "title",
+    "-title",
+]
 
 TaskId = Annotated[
     str, Parameter(description="The task's id (a UUID).", schema_extra={"format": "uuid"})
@@ -88,11 +116,66 @@ class TaskController(Controller):
             Literal["true", "false"] | None,
             Parameter(description="Only completed (true) or open (false) tasks."),
         ] = None,
+        priority: Annotated[
+            list[PriorityName] | None,
+            Parameter(description="Only tasks of any of these priorities (repeatable)."),
+        ] = None,
+        tag: Annotated[
+            list[str] | None,
+            Parameter(
+                description="Only tasks carrying every one of these tags (repeatable; "
+                "case-insensitive; an unknown tag matches nothing)."
+            ),
+        ] = None,
+        q: Annotated[
+            str | None,
+            Parameter(
+                description="Only tasks whose title or description contains every "
+                "whitespace-separated word, as a substring, case-insensitively; 1 to "
+                f"{MAX_SEARCH_LENGTH} characters after trimming.",
+                schema_extra=_OPTIONAL_STRING,
+            ),
+        ] = None,
+        due_after: Annotated[
+            str | None,
+            Parameter(
+                description="Only tasks due on or after this date (YYYY-MM-DD), by their "
+                "due's own date.",
+                schema_extra={**_OPTIONAL_STRING, "format": "date"},
+            ),
+        ] = None,
+        due_before: Annotated[
+            str | None,
+            Parameter(
+                description="Only tasks due on or before this date (YYYY-MM-DD).",
+                schema_extra={**_OPTIONAL_STRING, "format": "date"},
+            ),
+        ] = None,
+        has_due: Annotated[
+            Literal["true", "false"] | None,
+            Parameter(description="Only tasks with a due (true) or without one (false)."),
+        ] = None,
+        overdue: Annotated[
+            Literal["true", "false"] | None,
+            Parameter(
+                description="Only overdue tasks (true: open, and their due has passed) or "
+                "only the others (false)."
+            ),
+        ] = None,
+        sort: Annotated[
+            SortName,
+            Parameter(
+                description="The order; a leading - is descending. priority: none < low < "
+                "medium < high; due: by the moment each task is due, tasks without one last; "
+                "title: case-insensitive. Ties: newest first."
+            ),
+        ] = "-created_at",
         cursor: Annotated[
             str | None,
             Parameter(
-                description="Keyset paging: a previous page's `next_cursor`; the page starts "
-                "right after that page's last task (then skips `offset` more).",
+                description="Keyset paging: a previous page's `next_cursor`, with the same "
+                "sort and filters; the page starts right after that page's last task (then "
+                "skips `offset` more).",
                 schema_extra={
                     **_OPTIONAL_STRING,
                     "format": "task-cursor",
@@ -101,22 +184,32 @@ class TaskController(Controller):
             ),
         ] = None,
     ) -> TaskListResponse:
-        """The caller's tasks, newest first; `total` counts all that match the filter, and
-        `next_cursor` (null on the last page) fetches the next page as cheaply as the first."""
+        """The caller's tasks that match every filter, in the sort's order; `total` counts all
+        that match, and `next_cursor` (null on the last page) fetches the next page as
+        cheaply as the first."""
         query = TaskQuery(
-            completed=None if completed is None else completed == "true",
+            completed=_flag(completed),
+            priorities=frozenset(Priority(p) for p in priority or ()),
+            tags=tuple(tag or ()),
+            search=q,
+            due_after=_date_parameter("due_after", due_after),
+            due_before=_date_parameter("due_before", due_before),
+            has_due=_flag(has_due),
+            overdue=_flag(overdue),
+            sort=TaskSort(sort),
             limit=limit,
             offset=offset,
-            after=None if cursor is None else decode_cursor(cursor),
         )
+        if cursor is not None:
+            query = replace(query, after=decode_cursor(cursor, query))
         page = await tasks.list(caller, query)
-        next_position = page.next_position
+        next_position = page.next_position(query.sort)
         return TaskListResponse(
             tasks=[TaskResponse.of(task) for task in page.tasks],
             total=page.total,
             limit=limit,
             offset=offset,
-            next_cursor=None if next_position is None else encode_cursor(next_position),
+            next_cursor=None if next_position is None else encode_cursor(query, next_position),
         )
 
     @post(
@@ -157,6 +250,9 @@ class TaskController(Controller):
             title=data.title,
             description=data.description,
             completed=data.completed,
+            priority=Priority(data.priority),
+            due=None if data.due is None else written_due(data.due),
+            tags=data.tags,
             idempotency_key=idempotency_key,
         )
         response = _task_response(task, status_code=201)
@@ -233,6 +329,14 @@ class TaskController(Controller):
         )
 
 
+def _flag(value: Literal["true", "false"] | None) -> bool | None:
+    return None if value is None else value == "true"
+
+
+def _date_parameter(name: str, value: str | None) -> date | None:
+    return None if value is None else parse_day(value, name)
+
+
 def _task_response(task: Task, status_code: int = 200) -> Response[TaskResponse]:
     return Response(TaskResponse.of(task), status_code=status_code, headers={"ETag": etag_of(task)})
 
@@ -251,6 +355,12 @@ async def _update(
             if (value := getattr(data, name)) is not msgspec.UNSET
         }
     )
+    if data.priority is not msgspec.UNSET:
+        changes = replace(changes, priority=Priority(data.priority))
+    if data.due is not msgspec.UNSET:
+        changes = replace(changes, due=None if data.due is None else written_due(data.due))
+    if data.tags is not msgspec.UNSET:
+        changes = replace(changes, tags=tuple(data.tags))
     task = await tasks.update(
         caller,
         _task_id(raw_task_id),
@@ -258,3 +368,48 @@ async def _update(
         expected_versions=None if if_match is None else versions_in(if_match),
     )
     return _task_response(task)
+
+
+TagName = Annotated[str, Parameter(description="The tag's name, matched case-insensitively.")]
+
+
+class TagController(Controller):
+    path = "/api/tags"
+    tags = ["tags"]
+    dependencies = TASKS
+    security = [{"bearer": []}]
+
+    @get("/", responses=responses(401, 409, 503))
+    async def list_tags(
+        self, caller: NamedDependency[Caller], tasks: NamedDependency[TaskService]
+    ) -> TagListResponse:
+        """The caller's tags, sorted case-insensitively, with how many of their tasks (open
+        ones, all) carry each; a tag no task carries stays until it is deleted."""
+        usages = await tasks.tags(caller)
+        return TagListResponse(tags=[TagResponse.of(usage) for usage in usages])
+
+    @patch(
+        "/{name:str}",
+        dto=StrictJsonDTO[TagRename],
+        return_dto=None,
+        responses=responses(400, 401, 404, 409, 413, 422, 503),
+    )
+    async def rename_tag(
+        self,
+        name: TagName,
+        data: JSONBody[TagRename],
+        caller: NamedDependency[Caller],
+        tasks: NamedDependency[TaskService],
+    ) -> TagResponse:
+        """Renames the tag on every task that carries it (their updated_at and ETag move); a
+        change of case only is allowed. 409 when the new name is another of the caller's
+        tags."""
+        return TagResponse.of(await tasks.rename_tag(caller, name, data.name))
+
+    @delete("/{name:str}", responses=responses(401, 404, 409, 503))
+    async def delete_tag(
+        self, name: TagName, caller: NamedDependency[Caller], tasks: NamedDependency[TaskService]
+    ) -> None:
+        """Takes the tag off every task (their updated_at and ETag move) and out of the
+        vocabulary."""
+        await tasks.delete_tag(caller, name)

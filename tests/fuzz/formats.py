@@ -28,7 +28,7 @@ import schemathesis
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import strategies as st
 
-from domain.tasks import TaskPosition
+from domain.queries import TaskPosition
 from domain.users import MAX_EMAIL_LENGTH
 from entrypoints.http.schemas import encode_cursor
 

@@ -21,8 +21,20 @@ PASSWORD = "correct horse battery staple"
 PROBLEM_JSON = "application/problem+json"
 METRICS_TOKEN = "m" * 24
 """The operator's token of the apps that serve /metrics (without one there is no /metrics)."""
-TASK_KEYS = {"id", "title", "description", "completed", "user_id", "created_at", "updated_at"}
-USER_KEYS = {"id", "email", "created_at"}
+TASK_KEYS = {
+    "id",
+    "title",
+    "description",
+    "completed",
+    "user_id",
+    "created_at",
+    "updated_at",
+    "priority",
+    "due",
+    "tags",
+    "completed_at",
+}
+USER_KEYS = {"id", "email", "created_at", "timezone"}
 _UTC_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
 Client = TestClient[Litestar]
@@ -140,6 +152,12 @@ def assert_task(body: object) -> dict[str, Any]:
     assert body["description"] is None or isinstance(body["description"], str)
     assert isinstance(body["completed"], bool)
     assert parse_timestamp(body["created_at"]) <= parse_timestamp(body["updated_at"])
+    assert body["priority"] in {"none", "low", "medium", "high"}
+    assert isinstance(body["tags"], list)
+    assert (body["completed_at"] is None) == (not body["completed"])
+    if body["due"] is not None:
+        assert set(body["due"]) == {"date", "time", "timezone", "at"}
+        assert (body["due"]["at"] is None) == (body["due"]["time"] is None)
     return body
 
 

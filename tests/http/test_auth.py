@@ -46,7 +46,7 @@ def test_register_answers_201_with_the_user_and_nothing_secret(client: Client) -
     assert response.status_code == 201
     assert response.headers["content-type"] == "application/json"
     body = assert_user(response.json(), email="ada@example.com")
-    assert set(body) == {"id", "email", "created_at"}
+    assert set(body) == {"id", "email", "created_at", "timezone"}
     assert "password" not in response.text.lower()
     assert "hash" not in response.text.lower()
     assert "$2b$" not in response.text

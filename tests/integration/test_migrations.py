@@ -33,6 +33,7 @@ TASK_COUNTS_PER_STATEMENT = "0006.task-counts-per-statement"
 TOKEN_GENERATIONS = "0007.token-generations"
 LINKED_IDENTITIES = "0008.linked-identities"
 PERIODIC_JOBS = "0009.periodic-jobs"
+ORGANISING_TASKS = "0010.organising-tasks"
 # The tables each known migration creates; later migrations add their own.
 TABLES_OF = {
     USERS_AND_TASKS: {"users", "tasks"},
@@ -44,6 +45,7 @@ TABLES_OF = {
     TOKEN_GENERATIONS: set(),
     LINKED_IDENTITIES: {"linked_identities"},
     PERIODIC_JOBS: {"periodic_jobs"},
+    ORGANISING_TASKS: {"tags"},
 }
 KNOWN_TABLES = set().union(*TABLES_OF.values())
 USER_COLUMNS_OF_0001 = {"id", "email", "password_hash", "created_at", "updated_at"}
@@ -546,6 +548,7 @@ def test_rolling_back_the_task_counts_migration_drops_its_table_triggers_and_fun
         "tasks_count_updates",
         "tasks_count_deletes",
         "tasks_truncate_counts",
+        "tasks_title_key",
     }
     user_id, task_id = uuid.uuid4(), uuid.uuid4()
     with psycopg.connect(fresh_url) as connection:

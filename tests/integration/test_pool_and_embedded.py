@@ -25,9 +25,15 @@ from adapters.postgres.pool import PostgresDatabase, create_pool, open_pool
 from adapters.postgres.tasks import PostgresTaskRepository
 from adapters.postgres.users import PostgresUserRepository
 from application.errors import ServerBusy, StorageUnavailable
-from domain.tasks import TaskQuery
+from domain.queries import TaskQuery
 from domain.users import User
 from tests.integration.support import caller_of, opened_pool
+
+
+def now() -> datetime:
+    """When a list is read: what is overdue is decided by it."""
+    return datetime.now(UTC)
+
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x?connect_timeout=1"
 # With a timeout, pg_terminate_backend returns only once the backend has gone.
@@ -129,7 +135,11 @@ async def test_repositories_on_an_unreachable_server_raise_storage_unavailable(
     with pytest.raises(StorageUnavailable):
         await PostgresUserRepository(database).get(uuid.uuid4())
     with pytest.raises(StorageUnavailable):
-        await PostgresTaskRepository(database).for_caller(caller_of(uuid.uuid4())).list(TaskQuery())
+        await (
+            PostgresTaskRepository(database)
+            .for_caller(caller_of(uuid.uuid4()))
+            .list(TaskQuery(), now())
+        )
 
 
 # --- a reachable database ----------------------------------------------------------------------

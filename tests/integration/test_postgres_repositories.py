@@ -13,9 +13,16 @@ from psycopg_pool import AsyncConnectionPool
 from adapters.postgres.pool import PostgresDatabase
 from adapters.postgres.tasks import PostgresTaskRepository
 from adapters.postgres.users import PostgresUserRepository
-from domain.tasks import TaskQuery, new_task
+from domain.queries import TaskQuery
+from domain.tasks import new_task
 from domain.users import User
 from tests.integration.support import caller_of, opened_pool
+
+
+def now() -> datetime:
+    """When a list is read: what is overdue is decided by it."""
+    return datetime.now(UTC)
+
 
 T0 = datetime(2024, 5, 1, 23, 59, 59, 999999, tzinfo=UTC)
 
@@ -60,7 +67,7 @@ async def test_timestamps_are_utc_whatever_the_sessions_time_zone(clean_database
 
         found_user = await users.get(user.id)
         found_task = await tasks.get(task.id)
-        page = await tasks.list(TaskQuery(limit=10))
+        page = await tasks.list(TaskQuery(limit=10), now())
 
     assert found_user is not None
     assert found_task is not None
@@ -102,12 +109,18 @@ async def test_ties_are_ordered_by_id_in_the_query_not_by_luck_of_the_plan(
         for task in tied:
             await tasks.add(task)
 
-        everything = await tasks.list(TaskQuery(completed=None, limit=100, offset=0))
-        done = await tasks.list(TaskQuery(completed=True, limit=100, offset=0))
+        everything = await tasks.list(
+            TaskQuery(completed=None, limit=100, offset=0), datetime.now(UTC)
+        )
+        done = await tasks.list(TaskQuery(completed=True, limit=100, offset=0), now())
         paged = [
             t.id
             for offset in range(0, 30, 7)
-            for t in (await tasks.list(TaskQuery(completed=None, limit=7, offset=offset))).tasks
+            for t in (
+                await tasks.list(
+                    TaskQuery(completed=None, limit=7, offset=offset), datetime.now(UTC)
+                )
+            ).tasks
         ]
 
     def expected(selection: list[uuid.UUID]) -> list[uuid.UUID]:

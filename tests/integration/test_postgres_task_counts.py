@@ -24,8 +24,15 @@ from psycopg_pool import AsyncConnectionPool
 from adapters.postgres.migrations import Migrator
 from adapters.postgres.pool import PostgresDatabase
 from adapters.postgres.tasks import COUNT_OF, PostgresTaskRepository
-from domain.tasks import Task, TaskPosition, TaskQuery, new_task
+from domain.queries import TaskPosition, TaskQuery
+from domain.tasks import Task, new_task
 from tests.integration.support import caller_of, opened_pool
+
+
+def now() -> datetime:
+    """When a list is read: what is overdue is decided by it."""
+    return datetime.now(UTC)
+
 
 T0 = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)
 Counts = dict[uuid.UUID, tuple[int, int]]
@@ -405,9 +412,9 @@ async def test_counts_stay_exact_under_concurrent_inserts_deletes_and_toggles_of
     assert all(isinstance(result, Task) or result is True for result in results), results
     # 20 + 7 - 7 tasks; completed: 7 + 4 - 3 - 2 + 4.
     assert assert_counts_exact(db) == {alice: (20, 10)}
-    page = await tasks.list(TaskQuery(completed=None, limit=1))
-    done = await tasks.list(TaskQuery(completed=True, limit=1))
-    open_ = await tasks.list(TaskQuery(completed=False, limit=1))
+    page = await tasks.list(TaskQuery(completed=None, limit=1), now())
+    done = await tasks.list(TaskQuery(completed=True, limit=1), now())
+    open_ = await tasks.list(TaskQuery(completed=False, limit=1), now())
     assert (page.total, done.total, open_.total) == (20, 10, 10)
 
 
@@ -555,7 +562,7 @@ async def test_the_total_of_a_list_is_read_from_task_counts_not_counted_from_tas
         page = await (
             PostgresTaskRepository(PostgresDatabase(pool))
             .for_caller(caller_of(crowded.owner))
-            .list(TaskQuery(completed=completed, limit=20))
+            .list(TaskQuery(completed=completed, limit=20), now())
         )
 
     assert page.total == expected
@@ -589,7 +596,10 @@ async def test_a_keyset_page_deep_inside_5000_tasks_is_read_from_the_index_at_th
             PostgresTaskRepository(PostgresDatabase(pool))
             .for_caller(caller_of(crowded.owner))
             .list(
-                TaskQuery(completed=completed, limit=limit, after=TaskPosition(created_at, task_id))
+                TaskQuery(
+                    completed=completed, limit=limit, after=TaskPosition(created_at, task_id)
+                ),
+                datetime.now(UTC),
             )
         )
 

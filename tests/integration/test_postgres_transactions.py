@@ -25,9 +25,16 @@ from application.errors import ServerBusy
 from application.ports import Caller, EarlierCreation
 from application.tasks import TaskService
 from domain.errors import EmailAlreadyRegistered
-from domain.tasks import Task, TaskChanges, TaskQuery, new_task
+from domain.queries import TaskQuery
+from domain.tasks import Task, TaskChanges, new_task
 from domain.users import User
 from tests.integration.support import Background, caller_of, opened_pool
+
+
+def now() -> datetime:
+    """When a list is read: what is overdue is decided by it."""
+    return datetime.now(UTC)
+
 
 T0 = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)
 TTL = timedelta(hours=24)
@@ -168,7 +175,7 @@ async def test_every_call_in_an_atomic_block_shares_one_connection_and_one_trans
 
         # Each call sees what the earlier ones wrote...
         assert await users.get(user.id) == user
-        page = await tasks.for_caller(caller_of(user)).list(TaskQuery(limit=10))
+        page = await tasks.for_caller(caller_of(user)).list(TaskQuery(limit=10), now())
         assert ([t.id for t in page.tasks], page.total) == ([task.id], 1)
         # ...which no other transaction sees before the commit.
         assert await count_outside(clean_database, "SELECT count(*) FROM users") == 0

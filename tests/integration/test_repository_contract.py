@@ -51,17 +51,16 @@ from application.ports import (
     UserRepository,
 )
 from domain.errors import EmailAlreadyRegistered, TaskAccessDenied
-from domain.tasks import (
-    Task,
-    TaskChanges,
-    TaskPosition,
-    TaskQuery,
-    apply_changes,
-    new_task,
-    next_version,
-)
+from domain.queries import TaskPosition, TaskQuery, TaskSort, position_of
+from domain.tasks import Task, TaskChanges, apply_changes, new_task, next_version
 from domain.users import User
 from tests.integration.support import opened_pool
+
+
+def now() -> datetime:
+    """When a list is read: what is overdue is decided by it."""
+    return datetime.now(UTC)
+
 
 _T = TypeVar("_T")
 
@@ -70,6 +69,16 @@ T0 = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 
 FailedLoginsReader = Callable[[str], Awaitable[FailedLogins | None]]
+NEWEST = TaskSort.NEWEST
+
+
+def stamp(task: Task) -> tuple[datetime, uuid.UUID]:
+    """What orders tasks newest first, reversed."""
+    return (task.created_at, task.id)
+
+
+def position(task: Task) -> TaskPosition:
+    return position_of(task, NEWEST)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,12 +317,12 @@ async def test_deleting_a_user_deletes_their_tasks_and_nobody_elses(repos: Repos
     for task in alices:
         assert await tasks_of(repos, bob).get(task.id) is None
     with pytest.raises(UserNotFound):
-        await tasks_of(repos, alice).list(TaskQuery())
+        await tasks_of(repos, alice).list(TaskQuery(), now())
     assert await tasks_of(repos, bob).get(bobs.id) == bobs
     assert await repos.users.get(bob.id) == bob
     # Nothing left behind for an account made again under the same id, not even a count.
     await repos.users.add(alice)
-    page = await tasks_of(repos, alice).list(TaskQuery())
+    page = await tasks_of(repos, alice).list(TaskQuery(), now())
     assert (list(page.tasks), page.total) == ([], 0)
 
 
@@ -370,7 +379,9 @@ async def test_update_stores_title_description_and_completed_and_returns_the_sto
     owner = await repos.users.add(a_user())
     tasks = tasks_of(repos, owner)
     task = await tasks.add(a_task(owner, "Old title", description="old"))
-    changed = apply_changes(task, TaskChanges(title="New title", description="new", completed=True))
+    changed = apply_changes(
+        task, TaskChanges(title="New title", description="new", completed=True), datetime.now(UTC)
+    )
 
     updated = await tasks.update(changed)
 
@@ -389,7 +400,7 @@ async def test_update_can_clear_the_description(repos: Repositories) -> None:
     tasks = tasks_of(repos, owner)
     task = await tasks.add(a_task(owner, description="something"))
 
-    updated = await tasks.update(apply_changes(task, TaskChanges(description=None)))
+    updated = await tasks.update(apply_changes(task, TaskChanges(description=None), now()))
 
     assert updated is not None
     assert updated.description is None
@@ -404,7 +415,7 @@ async def test_update_never_changes_owner_or_created_at(repos: Repositories) -> 
     tasks = tasks_of(repos, alice)
     task = await tasks.add(a_task(alice))
     tampered = replace(
-        apply_changes(task, TaskChanges(title="Renamed")),
+        apply_changes(task, TaskChanges(title="Renamed"), now()),
         owner_id=bob.id,
         created_at=T0 + timedelta(days=3),
     )
@@ -416,7 +427,7 @@ async def test_update_never_changes_owner_or_created_at(repos: Repositories) -> 
     assert updated.owner_id == alice.id
     assert updated.created_at == T0
     assert await tasks.get(task.id) == updated
-    page = await tasks_of(repos, bob).list(TaskQuery())
+    page = await tasks_of(repos, bob).list(TaskQuery(), now())
     assert page.total == 0
 
 
@@ -432,7 +443,7 @@ async def test_the_store_moves_updated_at_whatever_the_updated_task_carries(
     for n, carried in enumerate([T0 - timedelta(days=1), None, far_future]):
         stored = await tasks.get(task.id)
         assert stored is not None
-        changed = apply_changes(stored, TaskChanges(title=f"take {n}"))
+        changed = apply_changes(stored, TaskChanges(title=f"take {n}"), now())
         updated = await tasks.update(
             changed if carried is None else replace(changed, updated_at=carried)
         )
@@ -452,10 +463,10 @@ async def test_updated_at_moves_strictly_forward_on_every_update(repos: Reposito
 
     seen = [current.updated_at]
     for n in range(3):
-        updated = await tasks.update(apply_changes(current, TaskChanges(title=f"take {n}")))
+        updated = await tasks.update(apply_changes(current, TaskChanges(title=f"take {n}"), now()))
         assert updated is not None
         # One tick past the stored version, the clock being behind it (next_version).
-        assert updated.updated_at == next_version(current.updated_at, datetime.now(UTC))
+        assert updated.updated_at == next_version(current.updated_at, now())
         seen.append(updated.updated_at)
         current = updated
 
@@ -468,7 +479,7 @@ async def test_update_of_a_task_that_no_longer_exists_is_none(repos: Repositorie
     task = await tasks.add(a_task(owner))
     await tasks.delete(task.id)
 
-    assert await tasks.update(apply_changes(task, TaskChanges(title="x"))) is None
+    assert await tasks.update(apply_changes(task, TaskChanges(title="x"), now())) is None
     assert await tasks.update(a_task(owner)) is None
     assert await tasks.get(task.id) is None
 
@@ -528,7 +539,9 @@ async def test_an_update_of_another_users_task_is_none_and_leaves_it_unchanged(
     scene = await neighbours(repos)
     bobs = tasks_of(repos, scene.bob)
     changed = apply_changes(
-        scene.alices, TaskChanges(title="Taken over", description=None, completed=True)
+        scene.alices,
+        TaskChanges(title="Taken over", description=None, completed=True),
+        datetime.now(UTC),
     )
 
     assert await bobs.update(changed) is None
@@ -537,7 +550,7 @@ async def test_an_update_of_another_users_task_is_none_and_leaves_it_unchanged(
     assert await bobs.update(replace(changed, owner_id=scene.bob.id)) is None
 
     assert await tasks_of(repos, scene.alice).get(scene.alices.id) == scene.alices
-    page = await bobs.list(TaskQuery())
+    page = await bobs.list(TaskQuery(), now())
     assert (list(page.tasks), page.total) == ([], 0)
 
 
@@ -552,7 +565,7 @@ async def test_a_delete_of_another_users_task_is_false_and_leaves_it_there(
 
     alices = tasks_of(repos, scene.alice)
     assert await alices.get(scene.alices.id) == scene.alices
-    page = await alices.list(TaskQuery())
+    page = await alices.list(TaskQuery(), now())
     assert (list(page.tasks), page.total) == ([scene.alices], 1)
 
 
@@ -572,8 +585,8 @@ async def test_adding_a_task_owned_by_someone_else_is_denied_and_stores_nothing(
     for task in (planted, orphan):
         assert await alices.get(task.id) is None
         assert await bobs.get(task.id) is None
-    assert [t.id for t in (await alices.list(TaskQuery())).tasks] == [scene.alices.id]
-    assert (await bobs.list(TaskQuery())).total == 0
+    assert [t.id for t in (await alices.list(TaskQuery(), now())).tasks] == [scene.alices.id]
+    assert (await bobs.list(TaskQuery(), now())).total == 0
 
 
 # --- conditional writes ------------------------------------------------------------------------
@@ -596,7 +609,7 @@ async def test_update_with_expected_versions_happens_only_when_the_stored_versio
     tasks = tasks_of(repos, owner)
     task = await tasks.add(a_task(owner, "Original", description="kept"))
     v0 = task.updated_at
-    changed = apply_changes(task, TaskChanges(title="Changed"))
+    changed = apply_changes(task, TaskChanges(title="Changed"), now())
 
     for versions in versions_that_do_not_match(v0):
         assert await tasks.update(changed, expected_versions=versions) is None, versions
@@ -618,14 +631,14 @@ async def test_a_version_stops_matching_once_the_task_has_changed(repos: Reposit
     task = await tasks.add(a_task(owner, "Original"))
     v0 = task.updated_at
     first = await tasks.update(
-        apply_changes(task, TaskChanges(title="First")), expected_versions={v0}
+        apply_changes(task, TaskChanges(title="First"), now()), expected_versions={v0}
     )
     assert first is not None
     v1 = first.updated_at
     assert v1 > v0
 
     # A second writer that saw v0 loses, whether it updates or deletes.
-    stale = apply_changes(task, TaskChanges(title="Stale"))
+    stale = apply_changes(task, TaskChanges(title="Stale"), now())
     assert await tasks.update(stale, expected_versions=[v0]) is None
     assert await tasks.delete(task.id, expected_versions=[v0]) is False
     assert await tasks.get(task.id) == first
@@ -633,7 +646,7 @@ async def test_a_version_stops_matching_once_the_task_has_changed(repos: Reposit
     # The current version matches, however the instant is written.
     kathmandu = timezone(timedelta(hours=5, minutes=45))
     second = await tasks.update(
-        apply_changes(first, TaskChanges(completed=True)),
+        apply_changes(first, TaskChanges(completed=True), now()),
         expected_versions=(v0, v1.astimezone(kathmandu)),
     )
     assert second is not None
@@ -645,12 +658,12 @@ async def test_update_without_expected_versions_is_unconditional(repos: Reposito
     owner = await repos.users.add(a_user())
     tasks = tasks_of(repos, owner)
     task = await tasks.add(a_task(owner, "Original"))
-    first = await tasks.update(apply_changes(task, TaskChanges(title="First")))
+    first = await tasks.update(apply_changes(task, TaskChanges(title="First"), now()))
     assert first is not None
 
     # Built from the stale task: no version is checked.
     second = await tasks.update(
-        apply_changes(task, TaskChanges(title="Second")), expected_versions=None
+        apply_changes(task, TaskChanges(title="Second"), now()), expected_versions=None
     )
 
     assert second is not None
@@ -667,7 +680,7 @@ async def test_update_with_expected_versions_of_a_task_that_is_gone_is_none(
     task = await tasks.add(a_task(owner))
     await tasks.delete(task.id)
 
-    changed = apply_changes(task, TaskChanges(title="x"))
+    changed = apply_changes(task, TaskChanges(title="x"), now())
     assert await tasks.update(changed, expected_versions=[task.updated_at]) is None
     assert await tasks.get(task.id) is None
 
@@ -695,7 +708,7 @@ async def test_delete_without_expected_versions_is_unconditional(repos: Reposito
     owner = await repos.users.add(a_user())
     tasks = tasks_of(repos, owner)
     task = await tasks.add(a_task(owner))
-    changed = await tasks.update(apply_changes(task, TaskChanges(title="changed")))
+    changed = await tasks.update(apply_changes(task, TaskChanges(title="changed"), now()))
     assert changed is not None
 
     assert await tasks.delete(task.id, expected_versions=None) is True
@@ -726,7 +739,7 @@ async def test_list_is_newest_first_with_ties_broken_by_id_descending(
     everything = [*tied, older, newer]
     await add_in_random_order(repos, everything)
 
-    page = await tasks_of(repos, owner).list(TaskQuery(limit=100))
+    page = await tasks_of(repos, owner).list(TaskQuery(limit=100), now())
 
     ids = [t.id for t in page.tasks]
     assert ids == newest_first(everything)
@@ -741,7 +754,7 @@ async def test_listed_tasks_are_the_stored_tasks_with_utc_timestamps(repos: Repo
     tasks = tasks_of(repos, owner)
     task = await tasks.add(a_task(owner, description="d", completed=True))
 
-    page = await tasks.list(TaskQuery(limit=10))
+    page = await tasks.list(TaskQuery(limit=10), now())
 
     assert list(page.tasks) == [task]
     assert_utc(page.tasks[0].created_at)
@@ -759,7 +772,7 @@ async def test_pages_follow_each_other_without_gaps_or_repeats_and_total_counts_
 
     seen: list[uuid.UUID] = []
     for offset in range(0, 12, 4):
-        page = await tasks.list(TaskQuery(limit=4, offset=offset))
+        page = await tasks.list(TaskQuery(limit=4, offset=offset), now())
         assert page.total == 11
         seen += [t.id for t in page.tasks]
 
@@ -773,10 +786,10 @@ async def test_limit_and_offset_cut_the_ordered_list(repos: Repositories) -> Non
     order = newest_first(everything)
     tasks = tasks_of(repos, owner)
 
-    first = await tasks.list(TaskQuery(limit=1, offset=0))
-    middle = await tasks.list(TaskQuery(limit=2, offset=2))
-    tail = await tasks.list(TaskQuery(limit=100, offset=4))
-    beyond = await tasks.list(TaskQuery(limit=10, offset=6))
+    first = await tasks.list(TaskQuery(limit=1, offset=0), now())
+    middle = await tasks.list(TaskQuery(limit=2, offset=2), now())
+    tail = await tasks.list(TaskQuery(limit=100, offset=4), now())
+    beyond = await tasks.list(TaskQuery(limit=10, offset=6), now())
 
     assert [t.id for t in first.tasks] == order[:1]
     assert [t.id for t in middle.tasks] == order[2:4]
@@ -798,9 +811,9 @@ async def test_the_completed_filter_selects_tasks_and_total_counts_only_matching
     open_ = [t for t in everything if not t.completed]
     tasks = tasks_of(repos, owner)
 
-    completed = await tasks.list(TaskQuery(completed=True, limit=100))
-    pending = await tasks.list(TaskQuery(completed=False, limit=100))
-    pending_page = await tasks.list(TaskQuery(completed=False, limit=2, offset=2))
+    completed = await tasks.list(TaskQuery(completed=True, limit=100), now())
+    pending = await tasks.list(TaskQuery(completed=False, limit=100), now())
+    pending_page = await tasks.list(TaskQuery(completed=False, limit=2, offset=2), now())
 
     assert [t.id for t in completed.tasks] == newest_first(done)
     assert completed.total == 3
@@ -819,15 +832,15 @@ async def test_a_list_never_contains_another_owners_tasks(repos: Repositories) -
     await add_in_random_order(repos, [*alices, *bobs])
 
     for completed in (None, True, False):
-        page = await tasks_of(repos, alice).list(TaskQuery(completed=completed, limit=100))
+        page = await tasks_of(repos, alice).list(TaskQuery(completed=completed, limit=100), now())
         assert {t.owner_id for t in page.tasks} <= {alice.id}
         expected = [t for t in alices if completed is None or t.completed == completed]
         assert page.total == len(expected)
         assert {t.id for t in page.tasks} == {t.id for t in expected}
 
-    bobs_page = await tasks_of(repos, bob).list(TaskQuery(limit=100))
+    bobs_page = await tasks_of(repos, bob).list(TaskQuery(limit=100), now())
     assert {t.id for t in bobs_page.tasks} == {t.id for t in bobs}
-    nobody = await tasks_of(repos, carol).list(TaskQuery(limit=100))
+    nobody = await tasks_of(repos, carol).list(TaskQuery(limit=100), now())
     assert (list(nobody.tasks), nobody.total) == ([], 0)
 
 
@@ -854,15 +867,15 @@ async def twelve_tasks_with_ties(repos: Repositories) -> tuple[CallerTasks, list
 def matching(tasks: list[Task], completed: bool | None) -> list[Task]:
     """The tasks a filter selects, newest first."""
     selected = [t for t in tasks if completed is None or t.completed == completed]
-    return sorted(selected, key=lambda t: t.position, reverse=True)
+    return sorted(selected, key=stamp, reverse=True)
 
 
 def assert_page_is_consistent(page: TaskPage) -> None:
     if page.has_more:
         assert page.tasks
-        assert page.next_position == page.tasks[-1].position
+        assert page.next_position(NEWEST) == position(page.tasks[-1])
     else:
-        assert page.next_position is None
+        assert page.next_position(NEWEST) is None
 
 
 async def test_walking_keyset_pages_yields_every_task_once_in_the_order_of_offset_paging(
@@ -878,18 +891,22 @@ async def test_walking_keyset_pages_yields_every_task_once_in_the_order_of_offse
             pages: list[TaskPage] = []
             after: TaskPosition | None = None
             while True:
-                page = await owners.list(TaskQuery(completed=completed, limit=limit, after=after))
+                page = await owners.list(
+                    TaskQuery(completed=completed, limit=limit, after=after), now()
+                )
                 pages.append(page)
                 assert len(pages) <= len(expected), "the walk does not end"
-                if page.next_position is None:
+                if page.next_position(NEWEST) is None:
                     break
-                after = page.next_position
+                after = page.next_position(NEWEST)
 
             offset_paged = [
                 t.id
                 for offset in range(0, len(expected), limit)
                 for t in (
-                    await owners.list(TaskQuery(completed=completed, limit=limit, offset=offset))
+                    await owners.list(
+                        TaskQuery(completed=completed, limit=limit, offset=offset), now()
+                    )
                 ).tasks
             ]
             walked = [t.id for page in pages for t in page.tasks]
@@ -914,16 +931,18 @@ async def test_after_a_task_lists_exactly_the_matching_tasks_strictly_after_it(
         selected = matching(tasks, completed)
         # After each of the owner's tasks, whether or not the filter selects it.
         for task in tasks:
-            expected = [t.id for t in selected if t.position < task.position]
+            expected = [t.id for t in selected if stamp(t) < stamp(task)]
             whole = await owners.list(
-                TaskQuery(completed=completed, limit=100, after=task.position)
+                TaskQuery(completed=completed, limit=100, after=position(task)), now()
             )
-            short = await owners.list(TaskQuery(completed=completed, limit=2, after=task.position))
+            short = await owners.list(
+                TaskQuery(completed=completed, limit=2, after=position(task)), now()
+            )
             context = f"completed={completed} after={task.title}"
             assert [t.id for t in whole.tasks] == expected, context
             assert task.id not in [t.id for t in whole.tasks], context
             assert (whole.has_more, whole.total) == (False, len(selected)), context
-            assert whole.next_position is None, context
+            assert whole.next_position(NEWEST) is None, context
             assert [t.id for t in short.tasks] == expected[:2], context
             assert short.has_more == (len(expected) > 2), context
             assert short.total == len(selected), context
@@ -941,7 +960,7 @@ async def test_ties_on_created_at_are_split_by_id_at_the_position(repos: Reposit
     assert ids[3] < between < ids[2]
 
     async def after(position: TaskPosition) -> list[uuid.UUID]:
-        page = await tasks_of(repos, owner).list(TaskQuery(limit=100, after=position))
+        page = await tasks_of(repos, owner).list(TaskQuery(limit=100, after=position), now())
         assert page.total == 8
         return [t.id for t in page.tasks]
 
@@ -949,8 +968,8 @@ async def test_ties_on_created_at_are_split_by_id_at_the_position(repos: Reposit
     assert await after(TaskPosition(T0, between)) == [*ids[3:], older.id]
     assert await after(TaskPosition(T0, uuid.UUID(int=2**128 - 1))) == [*ids, older.id]
     assert await after(TaskPosition(T0, uuid.UUID(int=0))) == [older.id]
-    assert await after(newer.position) == [*ids, older.id]
-    assert await after(older.position) == []
+    assert await after(position(newer)) == [*ids, older.id]
+    assert await after(position(older)) == []
     assert await after(TaskPosition(T0 + timedelta(days=1), uuid.UUID(int=0))) == [
         newer.id,
         *ids,
@@ -965,12 +984,12 @@ async def test_a_position_past_the_last_task_gives_an_empty_last_page(
     repos: Repositories,
 ) -> None:
     owners, tasks = await twelve_tasks_with_ties(repos)
-    oldest = min(t.position for t in tasks)
+    oldest = position(min(tasks, key=stamp))
 
-    page = await owners.list(TaskQuery(limit=5, after=oldest))
+    page = await owners.list(TaskQuery(limit=5, after=oldest), now())
 
     assert list(page.tasks) == []
-    assert (page.total, page.has_more, page.next_position) == (12, False, None)
+    assert (page.total, page.has_more, page.next_position(NEWEST)) == (12, False, None)
 
 
 async def test_after_and_offset_together_skip_offset_tasks_past_the_position(
@@ -979,13 +998,13 @@ async def test_after_and_offset_together_skip_offset_tasks_past_the_position(
     owners, tasks = await twelve_tasks_with_ties(repos)
     order = matching(tasks, None)
 
-    page = await owners.list(TaskQuery(limit=4, offset=3, after=order[1].position))
-    last = await owners.list(TaskQuery(limit=4, offset=2, after=order[5].position))
+    page = await owners.list(TaskQuery(limit=4, offset=3, after=position(order[1])), now())
+    last = await owners.list(TaskQuery(limit=4, offset=2, after=position(order[5])), now())
 
     assert [t.id for t in page.tasks] == [t.id for t in order[5:9]]
-    assert (page.total, page.has_more, page.next_position) == (12, True, order[8].position)
+    assert (page.total, page.has_more, page.next_position(NEWEST)) == (12, True, position(order[8]))
     assert [t.id for t in last.tasks] == [t.id for t in order[8:12]]
-    assert (last.total, last.has_more, last.next_position) == (12, False, None)
+    assert (last.total, last.has_more, last.next_position(NEWEST)) == (12, False, None)
 
 
 async def test_has_more_is_false_on_a_page_that_ends_exactly_at_the_last_task(
@@ -994,21 +1013,21 @@ async def test_has_more_is_false_on_a_page_that_ends_exactly_at_the_last_task(
     owners, tasks = await twelve_tasks_with_ties(repos)
     order = matching(tasks, None)
 
-    exact = await owners.list(TaskQuery(limit=12))
-    one_short = await owners.list(TaskQuery(limit=11))
-    exact_after = await owners.list(TaskQuery(limit=10, after=order[1].position))
-    short_after = await owners.list(TaskQuery(limit=9, after=order[1].position))
+    exact = await owners.list(TaskQuery(limit=12), now())
+    one_short = await owners.list(TaskQuery(limit=11), now())
+    exact_after = await owners.list(TaskQuery(limit=10, after=position(order[1])), now())
+    short_after = await owners.list(TaskQuery(limit=9, after=position(order[1])), now())
 
-    assert (len(exact.tasks), exact.has_more, exact.next_position) == (12, False, None)
+    assert (len(exact.tasks), exact.has_more, exact.next_position(NEWEST)) == (12, False, None)
     assert (len(one_short.tasks), one_short.has_more) == (11, True)
-    assert one_short.next_position == order[10].position
-    assert (len(exact_after.tasks), exact_after.has_more, exact_after.next_position) == (
+    assert one_short.next_position(NEWEST) == position(order[10])
+    assert (len(exact_after.tasks), exact_after.has_more, exact_after.next_position(NEWEST)) == (
         10,
         False,
         None,
     )
     assert (len(short_after.tasks), short_after.has_more) == (9, True)
-    assert short_after.next_position == order[10].position
+    assert short_after.next_position(NEWEST) == position(order[10])
 
 
 # --- callers admitted in the statement that does the work --------------------------------------
@@ -1073,22 +1092,22 @@ async def get_for_update(repos: Repositories, scene: Scene, caller: Caller) -> o
 
 
 async def list_all(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    page = await repos.tasks.for_caller(caller).list(TaskQuery(limit=5))
+    page = await repos.tasks.for_caller(caller).list(TaskQuery(limit=5), now())
     return list(page.tasks), page.total
 
 
 async def list_an_empty_page(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    page = await repos.tasks.for_caller(caller).list(TaskQuery(completed=True, limit=5))
+    page = await repos.tasks.for_caller(caller).list(TaskQuery(completed=True, limit=5), now())
     return list(page.tasks), page.total
 
 
 async def update(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    changed = apply_changes(scene.task, TaskChanges(title="Changed"))
+    changed = apply_changes(scene.task, TaskChanges(title="Changed"), now())
     return (await repos.tasks.for_caller(caller).update(changed)) is not None
 
 
 async def update_if_unchanged(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    changed = apply_changes(scene.task, TaskChanges(completed=True))
+    changed = apply_changes(scene.task, TaskChanges(completed=True), now())
     updated = await repos.tasks.for_caller(caller).update(
         changed, expected_versions=[scene.task.updated_at]
     )
@@ -1140,19 +1159,19 @@ async def get_an_unknown_id(repos: Repositories, scene: Scene, caller: Caller) -
 
 
 async def update_theirs(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    changed = apply_changes(scene.theirs, TaskChanges(title="Taken over"))
+    changed = apply_changes(scene.theirs, TaskChanges(title="Taken over"), now())
     return await repos.tasks.for_caller(caller).update(changed)
 
 
 async def update_theirs_if_unchanged(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    changed = apply_changes(scene.theirs, TaskChanges(completed=True))
+    changed = apply_changes(scene.theirs, TaskChanges(completed=True), now())
     return await repos.tasks.for_caller(caller).update(
         changed, expected_versions=[scene.theirs.updated_at]
     )
 
 
 async def update_theirs_as_the_callers(repos: Repositories, scene: Scene, caller: Caller) -> object:
-    changed = apply_changes(scene.theirs, TaskChanges(title="Mine now"))
+    changed = apply_changes(scene.theirs, TaskChanges(title="Mine now"), now())
     return await repos.tasks.for_caller(caller).update(replace(changed, owner_id=caller.user_id))
 
 
@@ -1233,7 +1252,7 @@ async def stored_state(repos: Repositories, scene: Scene) -> object:
     for user in (scene.owner, scene.other):
         tasks = tasks_of(repos, user)
         views += [
-            await outcome(tasks.list(TaskQuery(limit=10))),
+            await outcome(tasks.list(TaskQuery(limit=10), now())),
             # To a user, a task that is someone else's is TaskAccessDenied: stored all the same.
             *[await outcome(tasks.get(i)) for i in (scene.task.id, scene.theirs.id, scene.new_id)],
         ]
@@ -1365,15 +1384,17 @@ async def test_a_page_is_the_same_whichever_admitted_caller_of_the_owner_asks(
         selected = [t.id for t in matching(everything, completed)]
         for limit, offset in ((2, 0), (4, 3), (20, 0), (3, 8)):
             query = TaskQuery(completed=completed, limit=limit, offset=offset)
-            pages = [await repos.tasks.for_caller(caller).list(query) for caller in callers]
+            pages = [await repos.tasks.for_caller(caller).list(query, now()) for caller in callers]
             context = f"completed={completed} limit={limit} offset={offset}"
             assert [t.id for t in pages[0].tasks] == selected[offset : offset + limit], context
             assert pages[0].total == len(selected), context
             assert all(page == pages[0] for page in pages), context
-            after = pages[0].next_position
+            after = pages[0].next_position(NEWEST)
             if after is not None:
                 query = TaskQuery(completed=completed, limit=limit, after=after)
-                pages = [await repos.tasks.for_caller(caller).list(query) for caller in callers]
+                pages = [
+                    await repos.tasks.for_caller(caller).list(query, now()) for caller in callers
+                ]
                 assert all(page == pages[0] for page in pages), context
 
 
@@ -2128,7 +2149,7 @@ async def test_an_atomic_block_that_raises_undoes_every_change_made_in_it(
     assert await alices.get(added.id) is None
     assert await alices.get(kept.id) == kept
     assert (await repos.users.get(alice.id)) == alice
-    page = await alices.list(TaskQuery(limit=10))
+    page = await alices.list(TaskQuery(limit=10), now())
     assert ([t.id for t in page.tasks], page.total) == ([kept.id], 1)
     # The key is free again: a retry may claim it.
     assert await repos.idempotency.claim(alice.id, "key-1", "fp-1", T0, TTL) is None

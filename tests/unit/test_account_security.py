@@ -39,7 +39,7 @@ from application.errors import (
 from application.tasks import TaskService
 from application.throttling import LoginThrottle, ThrottlePolicy, account_key
 from domain.errors import ValidationFailed, WeakPassword
-from domain.tasks import TaskQuery
+from domain.queries import TaskQuery
 from domain.users import User
 
 SECRET = "r" * 40

@@ -38,7 +38,8 @@ from application.ports import Caller, PasswordHasher
 from application.tasks import TaskService
 from application.throttling import LoginThrottle, ThrottlePolicy
 from domain.errors import EmailAlreadyRegistered, ValidationFailed, WeakPassword
-from domain.tasks import TaskChanges, TaskQuery
+from domain.queries import TaskQuery
+from domain.tasks import TaskChanges
 from domain.users import User
 
 SECRET = "s" * 20 + "e" * 20  # 40 characters, as BETTER_AUTH_SECRET must be at least 32

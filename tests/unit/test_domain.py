@@ -72,6 +72,7 @@ def test_new_task_keeps_every_field_and_stamps_both_times_with_now() -> None:
         completed=True,
         created_at=NOW,
         updated_at=NOW,
+        completed_at=NOW,  # created completed: completed as it was created
     )
 
 
@@ -251,36 +252,36 @@ def test_validate_changes_reports_title_and_description_together() -> None:
 
 def test_update_of_the_title_alone_keeps_description_and_completed() -> None:
     task = make_task(title="Old", description="keep me", completed=True)
-    updated = apply_changes(task, validate_changes(TaskChanges(title=" New ")))
+    updated = apply_changes(task, validate_changes(TaskChanges(title=" New ")), NOW)
     assert (updated.title, updated.description, updated.completed) == ("New", "keep me", True)
 
 
 def test_update_of_completed_alone_keeps_title_and_description() -> None:
     task = make_task(title="Old", description="keep me", completed=False)
-    updated = apply_changes(task, TaskChanges(completed=True))
+    updated = apply_changes(task, TaskChanges(completed=True), NOW)
     assert (updated.title, updated.description, updated.completed) == ("Old", "keep me", True)
 
 
 def test_update_of_the_description_alone_keeps_title_and_completed() -> None:
     task = make_task(title="Old", description="before", completed=True)
-    updated = apply_changes(task, TaskChanges(description="after"))
+    updated = apply_changes(task, TaskChanges(description="after"), NOW)
     assert (updated.title, updated.description, updated.completed) == ("Old", "after", True)
 
 
 def test_none_clears_the_description_while_unchanged_keeps_it() -> None:
     task = make_task(description="something")
-    assert apply_changes(task, TaskChanges(description=None)).description is None
-    assert apply_changes(task, TaskChanges()).description == "something"
+    assert apply_changes(task, TaskChanges(description=None), NOW).description is None
+    assert apply_changes(task, TaskChanges(), NOW).description == "something"
 
 
 def test_update_can_mark_a_completed_task_as_open_again() -> None:
     task = make_task(completed=True)
-    assert apply_changes(task, TaskChanges(completed=False)).completed is False
+    assert apply_changes(task, TaskChanges(completed=False), NOW).completed is False
 
 
 def test_update_never_changes_id_owner_or_created_at() -> None:
     task = make_task()
-    updated = apply_changes(task, TaskChanges(title="x", description=None, completed=True))
+    updated = apply_changes(task, TaskChanges(title="x", description=None, completed=True), NOW)
     assert (updated.id, updated.owner_id, updated.created_at) == (
         task.id,
         task.owner_id,
@@ -290,7 +291,7 @@ def test_update_never_changes_id_owner_or_created_at() -> None:
 
 def test_applying_changes_leaves_the_version_to_the_store() -> None:
     task = make_task()
-    assert apply_changes(task, TaskChanges(completed=True)).updated_at == task.updated_at
+    assert apply_changes(task, TaskChanges(completed=True), NOW).updated_at == task.updated_at
 
 
 def test_next_version_takes_the_clock_when_it_moved_forward() -> None:

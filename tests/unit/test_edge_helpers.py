@@ -1,6 +1,7 @@
 """Helpers of the HTTP edge: paging cursors and entity tags."""
 
 import base64
+import json
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from uuid import UUID
@@ -10,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.errors import ValidationFailed
-from domain.tasks import Task, TaskPosition
+from domain.queries import TaskPosition, TaskQuery, TaskSort
+from domain.tasks import Task
 from entrypoints.http.etags import etag_of, matches_none, versions_in
 from entrypoints.http.schemas import decode_cursor, encode_cursor
 
@@ -33,12 +35,19 @@ fixed_offsets = st.builds(
 aware_datetimes = st.datetimes(timezones=st.just(UTC) | fixed_offsets | st.timezones())
 
 
+QUERY = TaskQuery()
+
+
+def raw(parts: list[object]) -> str:
+    return b64(json.dumps(parts))
+
+
 @given(created_at=aware_datetimes, task_id=st.uuids())
 @settings(max_examples=300)
 def test_a_cursor_decodes_to_the_position_it_encodes(created_at: datetime, task_id: UUID) -> None:
-    cursor = encode_cursor(TaskPosition(created_at, task_id))
+    cursor = encode_cursor(QUERY, TaskPosition(created_at, task_id))
     assert re.fullmatch(r"[A-Za-z0-9_-]+", cursor)  # URL-safe as it is, no padding
-    decoded = decode_cursor(cursor)
+    decoded = decode_cursor(cursor, QUERY)
     assert decoded.id == task_id
     # The same instant, as the same wall time at the same UTC offset.
     assert decoded.created_at - created_at == timedelta(0)
@@ -46,17 +55,68 @@ def test_a_cursor_decodes_to_the_position_it_encodes(created_at: datetime, task_
     assert decoded.created_at.replace(tzinfo=None) == created_at.replace(tzinfo=None)
 
 
+# Keys are instants in UTC (due moments, updated_at), priority ranks or title keys.
+utc_datetimes = st.datetimes(timezones=st.just(UTC))
+KEYS = {
+    TaskSort.NEWEST: st.none(),
+    TaskSort.OLDEST: st.none(),
+    TaskSort.UPDATED: utc_datetimes,
+    TaskSort.RECENTLY_UPDATED: utc_datetimes,
+    TaskSort.DUE: st.none() | utc_datetimes,
+    TaskSort.DUE_LAST: st.none() | utc_datetimes,
+    TaskSort.PRIORITY: st.integers(0, 3),
+    TaskSort.PRIORITY_FIRST: st.integers(0, 3),
+    TaskSort.TITLE: st.text(),
+    TaskSort.TITLE_DESCENDING: st.text(),
+}
+
+
+@given(data=st.data(), sort=st.sampled_from(TaskSort))
+@settings(max_examples=300)
+def test_a_cursor_keeps_the_sort_key_of_every_sort(data: st.DataObject, sort: TaskSort) -> None:
+    query = TaskQuery(sort=sort)
+    position = TaskPosition(START, TASK_ID, data.draw(KEYS[sort]))
+    assert decode_cursor(encode_cursor(query, position), query) == position
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        TaskQuery(sort=TaskSort.OLDEST),
+        TaskQuery(completed=True),
+        TaskQuery(search="milk"),
+        TaskQuery(tags=("work",)),
+        TaskQuery(overdue=False),
+    ],
+    ids=["sort", "completed", "q", "tag", "overdue"],
+)
+def test_a_cursor_is_refused_by_a_list_of_another_sort_or_other_filters(other: TaskQuery) -> None:
+    cursor = encode_cursor(QUERY, TaskPosition(START, TASK_ID))
+    with pytest.raises(ValidationFailed) as caught:
+        decode_cursor(cursor, other)
+    assert [(e.field, e.message) for e in caught.value.errors] == [
+        ("cursor", "Belongs to a list of another sort or other filters")
+    ]
+
+
+def test_the_page_does_not_change_what_a_cursor_belongs_to() -> None:
+    cursor = encode_cursor(QUERY, TaskPosition(START, TASK_ID))
+    assert decode_cursor(cursor, TaskQuery(limit=5, offset=3)) == TaskPosition(START, TASK_ID)
+
+
 def test_a_utc_cursor_round_trips_to_an_equal_position() -> None:
     position = TaskPosition(START + timedelta(microseconds=123), TASK_ID)
-    assert decode_cursor(encode_cursor(position)) == position
+    assert decode_cursor(encode_cursor(QUERY, position), QUERY) == position
 
 
 def test_positions_apart_by_a_microsecond_have_different_cursors() -> None:
     one = TaskPosition(START, TASK_ID)
     other = TaskPosition(START + timedelta(microseconds=1), TASK_ID)
-    assert encode_cursor(one) != encode_cursor(other)
+    assert encode_cursor(QUERY, one) != encode_cursor(QUERY, other)
 
 
+DIGEST = QUERY.digest()
+AT = "2025-06-01T12:00:00+00:00"
 NOT_CURSORS = {
     "empty": "",
     "garbage": "not a cursor!",
@@ -64,21 +124,23 @@ NOT_CURSORS = {
     "one base64 char": "A",
     "bad base64 length": "QUJDRA=A",
     "not utf-8": b64(b"\xff\xfe\xfd"),
-    "naive timestamp": b64(f"2025-06-01T12:00:00|{TASK_ID}"),
-    "no id": b64("2025-06-01T12:00:00+00:00"),
-    "empty id": b64("2025-06-01T12:00:00+00:00|"),
-    "no timestamp": b64(f"|{TASK_ID}"),
-    "bad timestamp": b64(f"yesterday|{TASK_ID}"),
-    "bad id": b64("2025-06-01T12:00:00+00:00|not-a-uuid"),
-    "extra part": b64(f"2025-06-01T12:00:00+00:00|{TASK_ID}|more"),
-    "parts swapped": b64(f"{TASK_ID}|2025-06-01T12:00:00+00:00"),
+    "not json": b64(f"{AT}|{TASK_ID}"),
+    "naive timestamp": raw([DIGEST, "2025-06-01T12:00:00", str(TASK_ID), None]),
+    "no id": raw([DIGEST, AT, None]),
+    "empty id": raw([DIGEST, AT, "", None]),
+    "bad timestamp": raw([DIGEST, "yesterday", str(TASK_ID), None]),
+    "bad id": raw([DIGEST, AT, "not-a-uuid", None]),
+    "extra part": raw([DIGEST, AT, str(TASK_ID), None, "more"]),
+    "parts swapped": raw([DIGEST, str(TASK_ID), AT, None]),
+    "a key the sort has none of": raw([DIGEST, AT, str(TASK_ID), 3]),
+    "an object": b64(json.dumps({"at": AT})),
 }
 
 
 @pytest.mark.parametrize("cursor", list(NOT_CURSORS.values()), ids=list(NOT_CURSORS))
 def test_what_is_not_a_cursor_fails_validation_on_cursor(cursor: str) -> None:
     with pytest.raises(ValidationFailed) as caught:
-        decode_cursor(cursor)
+        decode_cursor(cursor, QUERY)
     assert [e.field for e in caught.value.errors] == ["cursor"]
     # No decoding traceback chained to it, into the logs.
     assert caught.value.__context__ is None or caught.value.__suppress_context__
@@ -87,12 +149,13 @@ def test_what_is_not_a_cursor_fails_validation_on_cursor(cursor: str) -> None:
 @given(
     cursor=st.text()
     | st.text().map(b64)
-    | st.tuples(st.text(), st.text()).map(lambda parts: b64("|".join(parts)))
+    | st.lists(st.text() | st.integers() | st.none(), max_size=5).map(raw),
+    sort=st.sampled_from(TaskSort),
 )
 @settings(max_examples=300)
-def test_any_string_is_a_cursor_or_a_validation_failure(cursor: str) -> None:
+def test_any_string_is_a_cursor_or_a_validation_failure(cursor: str, sort: TaskSort) -> None:
     try:
-        position = decode_cursor(cursor)
+        position = decode_cursor(cursor, TaskQuery(sort=sort))
     except ValidationFailed as failure:
         assert [e.field for e in failure.errors] == ["cursor"]
     else:

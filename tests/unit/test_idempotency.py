@@ -18,7 +18,8 @@ from application.errors import IdempotencyKeyInUse, IdempotencyKeyReused
 from application.ports import EarlierCreation
 from application.tasks import IDEMPOTENCY_WINDOW, TaskService
 from domain.errors import ValidationFailed
-from domain.tasks import Task, TaskQuery
+from domain.queries import TaskQuery
+from domain.tasks import Task
 from tests.unit.owners import caller, task_repository
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

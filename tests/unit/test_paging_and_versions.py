@@ -1,4 +1,4 @@
-"""Keyset paging (TaskQuery.after, TaskPage.next_position) and conditional writes
+"""Keyset paging (TaskQuery.after, next_of(TaskPage)) and conditional writes
 (expected_versions) of TaskService, on the in-memory repository."""
 
 import asyncio
@@ -24,13 +24,20 @@ from adapters.system import RandomIds
 from application.ports import Caller, Clock, TaskPage
 from application.tasks import TaskService
 from domain.errors import TaskAccessDenied, TaskChanged, TaskNotFound, ValidationFailed
-from domain.tasks import MAX_OFFSET, Task, TaskChanges, TaskPosition, TaskQuery
+from domain.queries import MAX_OFFSET, TaskPosition, TaskQuery, TaskSort, position_of
+from domain.tasks import Task, TaskChanges
 from tests.unit.owners import caller, task_repository
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 ALICE = UUID("aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa")
 BOB = UUID("bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb")
 SOMEWHERE = TaskPosition(START, UUID(int=7))
+
+NEWEST = TaskSort.NEWEST
+
+
+def next_of(page: TaskPage) -> TaskPosition | None:
+    return page.next_position(NEWEST)
 
 
 class QueuedIds:
@@ -117,18 +124,18 @@ def a_task(minutes: int) -> Task:
 
 def test_next_position_is_the_last_task_when_more_follow() -> None:
     tasks = [a_task(2), a_task(1)]
-    assert TaskPage(tasks, total=5, has_more=True).next_position == tasks[-1].position
+    assert next_of(TaskPage(tasks, total=5, has_more=True)) == position_of(tasks[-1], NEWEST)
 
 
 def test_no_next_position_on_the_last_page_or_an_empty_one() -> None:
-    assert TaskPage([a_task(1)], total=1, has_more=False).next_position is None
-    assert TaskPage([], total=3, has_more=True).next_position is None
-    assert TaskPage([], total=0).next_position is None
+    assert TaskPage([a_task(1)], total=1, has_more=False).next_position(NEWEST) is None
+    assert next_of(TaskPage([], total=3, has_more=True)) is None
+    assert next_of(TaskPage([], total=0)) is None
 
 
 def test_a_tasks_position_is_its_created_at_and_id() -> None:
     task = a_task(3)
-    assert task.position == TaskPosition(task.created_at, task.id)
+    assert position_of(task, NEWEST) == TaskPosition(task.created_at, task.id)
 
 
 # --- list with after --------------------------------------------------------------------------
@@ -141,17 +148,17 @@ async def test_pages_follow_one_another_by_position(world: World) -> None:
     first = await world.service.list(caller(ALICE), TaskQuery(limit=3))
     assert list(first.tasks) == expected[0:3]
     assert first.has_more
-    assert first.next_position == expected[2].position
+    assert next_of(first) == position_of(expected[2], NEWEST)
 
-    second = await world.service.list(caller(ALICE), TaskQuery(limit=3, after=first.next_position))
+    second = await world.service.list(caller(ALICE), TaskQuery(limit=3, after=next_of(first)))
     assert list(second.tasks) == expected[3:6]
     assert second.has_more
-    assert second.next_position == expected[5].position
+    assert next_of(second) == position_of(expected[5], NEWEST)
 
-    last = await world.service.list(caller(ALICE), TaskQuery(limit=3, after=second.next_position))
+    last = await world.service.list(caller(ALICE), TaskQuery(limit=3, after=next_of(second)))
     assert list(last.tasks) == expected[6:]
     assert not last.has_more
-    assert last.next_position is None
+    assert next_of(last) is None
     assert {first.total, second.total, last.total} == {7}
 
 
@@ -159,9 +166,9 @@ async def test_an_exactly_full_last_page_has_no_more(world: World) -> None:
     for n in range(4):
         await create_at(world, START + timedelta(seconds=n))
     first = await world.service.list(caller(ALICE), TaskQuery(limit=2))
-    second = await world.service.list(caller(ALICE), TaskQuery(limit=2, after=first.next_position))
+    second = await world.service.list(caller(ALICE), TaskQuery(limit=2, after=next_of(first)))
     assert len(second.tasks) == 2
-    assert (second.has_more, second.next_position) == (False, None)
+    assert (second.has_more, next_of(second)) == (False, None)
 
 
 async def test_after_breaks_created_at_ties_by_id() -> None:
@@ -174,18 +181,18 @@ async def test_after_breaks_created_at_ties_by_id() -> None:
     while True:
         page = await world.service.list(caller(ALICE), TaskQuery(limit=2, after=after))
         walked += [t.id for t in page.tasks]
-        if page.next_position is None:
+        if next_of(page) is None:
             break
-        after = page.next_position
+        after = next_of(page)
     assert walked == sorted(ids, reverse=True)
 
 
 async def test_after_a_task_that_is_gone_still_continues_where_it_stood(world: World) -> None:
     created = [await create_at(world, START + timedelta(seconds=n), f"t{n}") for n in range(5)]
     first = await world.service.list(caller(ALICE), TaskQuery(limit=2))
-    assert first.next_position is not None
+    assert next_of(first) is not None
     await world.service.delete(caller(ALICE), first.tasks[-1].id)
-    second = await world.service.list(caller(ALICE), TaskQuery(limit=2, after=first.next_position))
+    second = await world.service.list(caller(ALICE), TaskQuery(limit=2, after=next_of(first)))
     assert list(second.tasks) == newest_first(created)[2:4]
 
 
@@ -193,7 +200,7 @@ async def test_a_task_created_meanwhile_does_not_shift_later_pages(world: World)
     created = [await create_at(world, START + timedelta(seconds=n), f"t{n}") for n in range(4)]
     first = await world.service.list(caller(ALICE), TaskQuery(limit=2))
     await create_at(world, START + timedelta(hours=1), "newer")
-    second = await world.service.list(caller(ALICE), TaskQuery(limit=2, after=first.next_position))
+    second = await world.service.list(caller(ALICE), TaskQuery(limit=2, after=next_of(first)))
     assert list(second.tasks) == newest_first(created)[2:4]
     assert second.total == 5
 
@@ -205,7 +212,7 @@ async def test_after_keeps_to_the_filter_and_the_owner(world: World) -> None:
     first = await world.service.list(caller(ALICE), TaskQuery(completed=True, limit=2))
     assert [t.title for t in first.tasks] == ["t4", "t2"]
     rest = await world.service.list(
-        caller(ALICE), TaskQuery(completed=True, limit=2, after=first.next_position)
+        caller(ALICE), TaskQuery(completed=True, limit=2, after=next_of(first))
     )
     assert [t.title for t in rest.tasks] == ["t0"]
     assert (rest.total, rest.has_more) == (3, False)
@@ -216,12 +223,15 @@ async def test_an_offset_with_a_cursor_skips_that_many_after_it(world: World) ->
     expected = newest_first(created)
     first = await world.service.list(caller(ALICE), TaskQuery(limit=2))
     skipping = await world.service.list(
-        caller(ALICE), TaskQuery(limit=2, after=first.next_position, offset=2)
+        caller(ALICE), TaskQuery(limit=2, after=next_of(first), offset=2)
     )
     assert list(skipping.tasks) == expected[4:6]
-    assert (skipping.has_more, skipping.next_position) == (True, expected[5].position)
+    assert (skipping.has_more, next_of(skipping)) == (
+        True,
+        position_of(expected[5], NEWEST),
+    )
     beyond = await world.service.list(
-        caller(ALICE), TaskQuery(limit=2, after=first.next_position, offset=5)
+        caller(ALICE), TaskQuery(limit=2, after=next_of(first), offset=5)
     )
     assert (list(beyond.tasks), beyond.has_more, beyond.total) == ([], False, 7)
 
@@ -229,8 +239,13 @@ async def test_an_offset_with_a_cursor_skips_that_many_after_it(world: World) ->
 async def test_after_the_oldest_task_is_an_empty_last_page(world: World) -> None:
     created = [await create_at(world, START + timedelta(seconds=n)) for n in range(3)]
     oldest = newest_first(created)[-1]
-    page = await world.service.list(caller(ALICE), TaskQuery(after=oldest.position))
-    assert (list(page.tasks), page.total, page.has_more, page.next_position) == ([], 3, False, None)
+    page = await world.service.list(caller(ALICE), TaskQuery(after=position_of(oldest, NEWEST)))
+    assert (list(page.tasks), page.total, page.has_more, next_of(page)) == (
+        [],
+        3,
+        False,
+        None,
+    )
 
 
 async def test_offset_pages_say_whether_more_follow(world: World) -> None:
@@ -276,11 +291,11 @@ async def walk_and_compare(
             caller(ALICE), TaskQuery(completed=completed, limit=limit, after=after)
         )
         assert page.total == len(expected)
-        assert (page.next_position is not None) == page.has_more
+        assert (next_of(page) is not None) == page.has_more
         assert len(page.tasks) <= limit
         if page.has_more:
             assert len(page.tasks) == limit
-            assert page.next_position == page.tasks[-1].position
+            assert next_of(page) == position_of(page.tasks[-1], NEWEST)
         offset_page = await world.service.list(
             caller(ALICE), TaskQuery(completed=completed, limit=limit, offset=len(walked))
         )
@@ -295,9 +310,9 @@ async def walk_and_compare(
         assert list(skipping.tasks) == list(from_offset.tasks)
         assert skipping.has_more == from_offset.has_more
         walked += page.tasks
-        if page.next_position is None:
+        if next_of(page) is None:
             break
-        after = page.next_position
+        after = next_of(page)
     else:
         pytest.fail("the walk did not end")
 

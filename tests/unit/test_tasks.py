@@ -30,15 +30,8 @@ from application.errors import UserNotFound
 from application.ports import IdGenerator
 from application.tasks import TaskService
 from domain.errors import TaskAccessDenied, TaskNotFound, ValidationFailed
-from domain.tasks import (
-    DEFAULT_PAGE_SIZE,
-    MAX_OFFSET,
-    MAX_PAGE_SIZE,
-    UNCHANGED,
-    Task,
-    TaskChanges,
-    TaskQuery,
-)
+from domain.queries import DEFAULT_PAGE_SIZE, MAX_OFFSET, MAX_PAGE_SIZE, TaskQuery
+from domain.tasks import UNCHANGED, Task, TaskChanges
 from tests.unit.owners import caller, task_repository
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from domain.errors import FieldError, ValidationFailed
-from domain.tags import tag_key
+from domain.tags import tag_key, tag_name_problems
 from domain.tasks import Priority, Task
 
 MAX_PAGE_SIZE = 1000
@@ -147,9 +147,17 @@ class TaskQuery:
             elif "\x00" in search:
                 problems.append(FieldError("q", "Must not contain the NUL character (U+0000)"))
             object.__setattr__(self, "words", tuple(word.lower() for word in search.split()))
+        # A name no tag can have (a control character, a '/') is a bad value, not an unknown tag.
+        for raw in self.tags:
+            _, found = tag_name_problems(raw, "tag")
+            if found:
+                problems += found[:1]
+                break
         if problems:
             raise ValidationFailed(problems)
-        object.__setattr__(self, "tags", tuple(dict.fromkeys(tag_key(t) for t in self.tags)))
+        object.__setattr__(
+            self, "tags", tuple(dict.fromkeys(tag_key(t.strip()) for t in self.tags))
+        )
 
     @property
     def filtered(self) -> bool:

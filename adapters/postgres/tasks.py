@@ -237,7 +237,12 @@ def _list(shape: tuple[Any, ...], sort: TaskSort, *, after: bool, key_missing: b
     page_where = where
     if after:
         page_where = sql.SQL("{} AND {}").format(where, _after(sort, key_missing=key_missing))
-    only_completed = all(not v for k, v in filters_of.items() if k != "completed")
+    # has_due=false and overdue=false narrow the list too: only None is no filter.
+    only_completed = all(
+        value is None if name in ("has_due", "overdue") else not value
+        for name, value in filters_of.items()
+        if name != "completed"
+    )
     total = (
         COUNT_OF[filters_of["completed"]]
         if only_completed

@@ -1,7 +1,7 @@
 """The JSON shapes of the HTTP API. msgspec lives here, at the edge; the domain stays plain."""
 
 import base64
-from datetime import date, datetime, time
+from datetime import date, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -152,10 +152,20 @@ _Timezone = Annotated[
         "An IANA time zone name as the tzdata package ships it (zones and links), spelled "
         "with its case.",
         example="Europe/Lisbon",
+        format="time-zone",
         minLength=1,
         maxLength=64,
     ),
 ]
+_TAG_NAME_SCHEMA = {
+    "type": "string",
+    "format": "tag-name",
+    "minLength": 1,
+    "maxLength": MAX_TAG_LENGTH,
+    "pattern": r"^[^\x00-\x1f\x7f-\x9f/,]*[^\s\x00-\x1f\x7f-\x9f/,][^\x00-\x1f\x7f-\x9f/,]*$",
+}
+TAG_NAME_SCHEMA = _TAG_NAME_SCHEMA
+"""A tag name's JSON Schema, for the parameters that take one."""
 _Tags = Annotated[
     list[str],
     _documented(
@@ -163,6 +173,8 @@ _Tags = Annotated[
         f"{MAX_TAG_LENGTH} characters, no control character, '/' or ','. The user's first "
         "spelling of a tag is kept.",
         example=["work", "home"],
+        maxItems=MAX_TAGS_PER_TASK,
+        items=_TAG_NAME_SCHEMA,
     ),
 ]
 
@@ -170,24 +182,38 @@ _Tags = Annotated[
 class DueRequest(Struct, kw_only=True):
     """Due on a day (all day), or at a time of it; in `timezone`, else the user's."""
 
-    date: Annotated[str, _documented("YYYY-MM-DD, 1900-01-01 to 9999-12-31.", format="date")]
+    date: Annotated[
+        str,
+        _documented(
+            "YYYY-MM-DD, 1900-01-01 to 9999-12-31, a date of the calendar.",
+            format="due-date",
+            pattern=r"^\d{4}-\d{2}-\d{2}$",
+        ),
+    ]
     time: Annotated[
         str | None,
-        _documented("HH:MM or HH:MM:SS, 00:00 to 23:59:59; null: all day.", example="17:30"),
+        _documented(
+            "HH:MM or HH:MM:SS, 00:00 to 23:59:59; null: all day.",
+            example="17:30",
+            format="due-time",
+            pattern=r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$",
+        ),
     ] = None
     timezone: _Timezone | None = None
 
 
 class DueResponse(Struct, kw_only=True, frozen=True):
     date: date
-    time: time | None
+    # A wall time has no offset, which JSON Schema's format "time" demands: a pattern says it.
+    time: Annotated[str, Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d:[0-5]\d$")] | None
     timezone: str
     at: datetime | None
     """The instant of a timed due (UTC); null all day."""
 
     @classmethod
     def of(cls, due: Due) -> "DueResponse":
-        return cls(date=due.date, time=due.time, timezone=due.timezone, at=due.at)
+        wall = None if due.time is None else due.time.isoformat(timespec="seconds")
+        return cls(date=due.date, time=wall, timezone=due.timezone, at=due.at)
 
 
 class NewTask(Struct, kw_only=True):
@@ -270,6 +296,7 @@ class TagRename(Struct, kw_only=True):
             f"The new name: trimmed, 1 to {MAX_TAG_LENGTH} characters, no control character, "
             "'/' or ','; a change of case only is allowed.",
             example="Work",
+            **{k: v for k, v in _TAG_NAME_SCHEMA.items() if k != "type"},
         ),
     ]
 

@@ -30,6 +30,7 @@ from entrypoints.http.dependencies import TASKS
 from entrypoints.http.errors import StrictJsonDTO, responses
 from entrypoints.http.etags import etag_of, matches_none, versions_in
 from entrypoints.http.schemas import (
+    TAG_NAME_SCHEMA,
     NewTask,
     PriorityName,
     TagListResponse,
@@ -124,7 +125,9 @@ class TaskController(Controller):
             list[str] | None,
             Parameter(
                 description="Only tasks carrying every one of these tags (repeatable; "
-                "case-insensitive; an unknown tag matches nothing)."
+                "case-insensitive; an unknown tag matches nothing, a name no tag can have is "
+                "422).",
+                schema_extra={"items": TAG_NAME_SCHEMA},
             ),
         ] = None,
         q: Annotated[
@@ -133,7 +136,7 @@ class TaskController(Controller):
                 description="Only tasks whose title or description contains every "
                 "whitespace-separated word, as a substring, case-insensitively; 1 to "
                 f"{MAX_SEARCH_LENGTH} characters after trimming.",
-                schema_extra=_OPTIONAL_STRING,
+                schema_extra={**_OPTIONAL_STRING, "format": "search-words"},
             ),
         ] = None,
         due_after: Annotated[
@@ -141,14 +144,14 @@ class TaskController(Controller):
             Parameter(
                 description="Only tasks due on or after this date (YYYY-MM-DD), by their "
                 "due's own date.",
-                schema_extra={**_OPTIONAL_STRING, "format": "date"},
+                schema_extra={**_OPTIONAL_STRING, "format": "due-date"},
             ),
         ] = None,
         due_before: Annotated[
             str | None,
             Parameter(
                 description="Only tasks due on or before this date (YYYY-MM-DD).",
-                schema_extra={**_OPTIONAL_STRING, "format": "date"},
+                schema_extra={**_OPTIONAL_STRING, "format": "due-date"},
             ),
         ] = None,
         has_due: Annotated[

@@ -308,6 +308,15 @@ def test_due_bounds_has_due_and_overdue(client: Client, organised: Account) -> N
     assert "Old milk" not in titles_of(client, organised, overdue="false")
 
 
+@pytest.mark.parametrize(
+    ("params", "total"), [({"has_due": "false"}, 2), ({"overdue": "false"}, 4)]
+)
+def test_a_false_filter_narrows_the_total_too(
+    client: Client, organised: Account, params: dict[str, str], total: int
+) -> None:
+    assert tasks_of(client, organised, limit=1, **params)["total"] == total
+
+
 def test_filters_combine_and_total_counts_all_that_match(
     client: Client, organised: Account
 ) -> None:
@@ -329,6 +338,9 @@ def test_filters_combine_and_total_counts_all_that_match(
         ({"overdue": "1"}, "overdue"),
         ({"sort": "random"}, "sort"),
         ({"sort": "--due"}, "sort"),
+        ({"tag": "a/b"}, "tag"),
+        ({"tag": "bell\u0007"}, "tag"),
+        ({"tag": "nul\u0000"}, "tag"),
     ],
 )
 def test_a_bad_parameter_is_422_naming_it(

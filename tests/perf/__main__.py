@@ -16,6 +16,7 @@ examples:
   uv run python -m tests.perf --start-baseline
   uv run python -m tests.perf --duration 5 --start-baseline --scale --memory --json perf.json
   uv run python -m tests.perf --baseline http://127.0.0.1:8801
+  uv run python -m tests.perf --duration 5 --rounds 1 --organised
 """
 
 import argparse
@@ -29,6 +30,7 @@ from typing import NoReturn
 
 from tests.perf import report
 from tests.perf.load import LoadGenerator
+from tests.perf.organised import OrganisedReport, measure_organised
 from tests.perf.scale import ScaleReport, measure_scale
 from tests.perf.scenarios import Options, ServerReport, benchmark_servers, progress
 from tests.perf.servers import (
@@ -97,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
         "other tasks, and deep pages (slower)",
     )
     parser.add_argument(
+        "--organised",
+        action="store_true",
+        help="also measure the first page of each sort and filter most lists are read by, "
+        "at 100 and 100 000 tasks of a realistic mix (slower)",
+    )
+    parser.add_argument(
         "--memory",
         action="store_true",
         help="also read resident memory after 20 000 and 200 000 list/get requests (slow)",
@@ -153,7 +161,12 @@ def main() -> None:
         todo_report, *baseline_reports = benchmark_servers(servers, generator, options)
         baseline_report = baseline_reports[0] if baseline_reports else None
         scale = measure_scale(generator, todo, todo_database, options) if arguments.scale else None
-    _print_and_save(arguments, generator, todo_report, baseline_report, scale)
+        organised = (
+            measure_organised(generator, todo, todo_database, options)
+            if arguments.organised
+            else None
+        )
+    _print_and_save(arguments, generator, todo_report, baseline_report, scale, organised)
 
 
 def _print_and_save(
@@ -162,6 +175,7 @@ def _print_and_save(
     todo: ServerReport,
     baseline: ServerReport | None,
     scale: ScaleReport | None,
+    organised: OrganisedReport | None = None,
 ) -> None:
     print(
         f"\nload: {generator.name}; {arguments.connections} connections, "
@@ -176,6 +190,9 @@ def _print_and_save(
     if scale is not None:
         sections.append(report.scale_table(scale))
     found = report.targets(todo, baseline, scale)
+    if organised is not None:
+        sections.append(report.organised_table(organised))
+        found += report.organised_targets(organised)
     sections += [report.targets_table(found), report.FOOTNOTES]
     print("\n\n".join(sections))
     if arguments.json:
@@ -192,6 +209,7 @@ def _print_and_save(
                 },
                 "servers": [server for server in (todo, baseline) if server is not None],
                 "scale": scale,
+                "organised": organised,
                 "targets": found,
             },
         )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.perf.load import LoadResult
+from tests.perf.organised import OrganisedReport
 from tests.perf.scale import ScaleReport
 from tests.perf.scenarios import (
     SCENARIO_TITLES,
@@ -116,6 +117,42 @@ def scale_table(scale: ScaleReport) -> str:
         else:
             lines.append(_row(title, result))
     return "\n".join(lines)
+
+
+def organised_table(organised: OrganisedReport) -> str:
+    lines = [
+        "== todo-api: first page (with its total) of each list, 100 and 100 000 tasks",
+        _HEADER.format("list", "", ""),
+    ]
+    for title in organised.small:
+        lines.append(_row(f"{title}, 100", organised.small[title]))
+        lines.append(_row(f"{title}, 100 000", organised.large[title]))
+    lines.append(_row("sort=due, cursor page (middle)", organised.cursor_under_due))
+    return "\n".join(lines)
+
+
+def organised_targets(organised: OrganisedReport) -> list[Target]:
+    found = [
+        target(
+            f"organised: {title}: req/s, 100 tasks / 100k",
+            _ratio(small.requests_per_second, organised.large[title].requests_per_second),
+            "<= 2x",
+            _at_most(2),
+        )
+        for title, small in organised.small.items()
+    ]
+    found.append(
+        target(
+            "organised: sort=due cursor page (middle of 100k): req/s, first page at 100 / it",
+            _ratio(
+                organised.small["sort=due"].requests_per_second,
+                organised.cursor_under_due.requests_per_second,
+            ),
+            "<= 2x",
+            _at_most(2),
+        )
+    )
+    return found
 
 
 def targets(

@@ -5,11 +5,12 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -28,7 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WEAK_PASSWORD = "password"
-# What the app asks for per page (PAGE_SIZE in entrypoints/web/static/app.js).
+# What the app asks for per page (PAGE_SIZE in entrypoints/web/static/store.js).
 PAGE_SIZE = 20
 
 __all__ = ["PASSWORD", "bearer", "sign_up"]
@@ -101,11 +102,28 @@ class WebServer:
         """Registers and logs in through the API; returns the token."""
         return sign_up(self.base_url, email)
 
-    def create_tasks(self, token: str, titles: list[str]) -> None:
-        with httpx.Client(base_url=self.base_url, headers=bearer(token), timeout=30) as client:
-            for title in titles:
-                response = client.post("/api/tasks", json={"title": title})
+    def api(self, token: str) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, headers=bearer(token), timeout=30)
+
+    def create_tasks(
+        self, token: str, tasks: Sequence[str | dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Creates the tasks in order, each a title or the whole body; returns them."""
+        created = []
+        with self.api(token) as client:
+            for task in tasks:
+                body = {"title": task} if isinstance(task, str) else task
+                response = client.post("/api/tasks", json=body)
                 assert response.status_code == 201, response.text
+                created.append(response.json())
+        return created
+
+    def tasks_of(self, token: str) -> dict[str, dict[str, Any]]:
+        """The caller's tasks by title."""
+        with self.api(token) as client:
+            response = client.get("/api/tasks", params={"limit": 1000})
+        assert response.status_code == 200, response.text
+        return {task["title"]: task for task in response.json()["tasks"]}
 
 
 # --- on the page --------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ looks on a phone and a desktop in both colour schemes, and that a keyboard is en
 
 import os
 import struct
+from datetime import date, timedelta
 from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
@@ -102,8 +103,10 @@ def test_a_keyboard_is_enough(page: Page, web_server: WebServer) -> None:
         expect(page.get_by_role("checkbox", name=title)).to_be_visible()
     expect(total(page)).to_have_text("2 tasks")
 
-    # From Title: Description, Add task, the filter (one stop), then the newest task.
-    for _ in range(3):
+    # From Tags, the add form's last field: Add task, the search, the sort, the filter (one
+    # stop), then the newest task.
+    page.get_by_label("Tags").focus()
+    for _ in range(4):
         page.keyboard.press("Tab")
     expect(page.get_by_role("radio", name="All")).to_be_focused()
     page.keyboard.press("Tab")
@@ -145,9 +148,24 @@ def test_the_page_fits_a_phone_and_a_desktop_in_both_colour_schemes(
     target = DOCS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
     email = "ada@example.com" if target == DOCS else unique_email("looks")
     token = web_server.sign_up(email)
+    today = date.today()
     web_server.create_tasks(
         token,
-        ["Book the train to Lisbon", "Renew the passport", "Water the plants"],
+        [
+            {
+                "title": "Book the train to Lisbon",
+                "priority": "high",
+                "due": {"date": str(today + timedelta(days=1)), "time": "09:30"},
+                "tags": ["travel"],
+            },
+            {"title": "Renew the passport", "due": {"date": str(today - timedelta(days=3))}},
+            {
+                "title": "Water the plants",
+                "priority": "low",
+                "due": {"date": str(today - timedelta(days=1))},
+                "tags": ["home"],
+            },
+        ],
     )
     views = [
         ("web-app-desktop.png", DESKTOP, "light", 1),

@@ -75,11 +75,14 @@ export const api = {
   logOut: () => json("POST", "/api/auth/logout"),
   logOutEverywhere: () => json("POST", "/api/auth/logout-all"),
   me: () => json("GET", "/api/auth/me"),
-  listTasks: ({ completed, cursor, limit }) => {
-    const query = new URLSearchParams({ limit: String(limit) });
-    if (completed !== undefined) query.set("completed", String(completed));
-    if (cursor) query.set("cursor", cursor);
-    return json("GET", `/api/tasks?${query}`);
+  setTimezone: (timezone) => json("PATCH", "/api/auth/me", { body: { timezone } }),
+  // What is unset is left out: the API's defaults, and a cursor's digest, expect it so.
+  listTasks: (query) => {
+    const params = new URLSearchParams();
+    for (const [name, value] of Object.entries(query)) {
+      if (value !== undefined && value !== null && value !== "") params.set(name, String(value));
+    }
+    return json("GET", `/api/tasks?${params}`);
   },
   getTask: (id) => json("GET", `/api/tasks/${encodeURIComponent(id)}`),
   createTask: (fields) => json("POST", "/api/tasks", { body: fields }),

@@ -148,8 +148,11 @@ def _order(sort: TaskSort, table: str | None = None) -> sql.Composable:
     direction = sql.SQL("DESC" if sort.descending else "ASC")
     if sort.key == "created_at":
         return sql.SQL("{} {}, {} DESC").format(column("created_at"), direction, column("id"))
-    return sql.SQL("{} {} NULLS LAST, {} DESC, {} DESC").format(
-        column(_SORTED_BY[sort.key]), direction, column("created_at"), column("id")
+    # NULLS LAST only where a key can be NULL (a task without a due): spelled on a NOT NULL
+    # column it would not match the index's own order (DESC is NULLS FIRST) and cost a sort.
+    nulls = sql.SQL(" NULLS LAST" if sort.key == "due" else "")
+    return sql.SQL("{} {}{}, {} DESC, {} DESC").format(
+        column(_SORTED_BY[sort.key]), direction, nulls, column("created_at"), column("id")
     )
 
 

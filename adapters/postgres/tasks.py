@@ -216,7 +216,11 @@ def _filters(
 
 
 @cache
-def _list(shape: tuple[Any, ...], sort: TaskSort, *, after: bool, key_missing: bool) -> bytes:
+def _list(
+    shape: tuple[Any, ...], sort: TaskSort, *, filtered: bool, after: bool, key_missing: bool
+) -> bytes:
+    """The statement of a list of this shape; `filtered` (TaskQuery.filtered): whether more
+    than `completed` narrows it, so that task_counts cannot give its total."""
     # Each filter is spelled out rather than "%(completed)s IS NULL OR ...", which would hide
     # it from the planner: the page reads the right index from the right place and stops
     # after limit + 1 rows.
@@ -240,15 +244,9 @@ def _list(shape: tuple[Any, ...], sort: TaskSort, *, after: bool, key_missing: b
     page_where = where
     if after:
         page_where = sql.SQL("{} AND {}").format(where, _after(sort, key_missing=key_missing))
-    # has_due=false and overdue=false narrow the list too: only None is no filter.
-    only_completed = all(
-        value is None if name in ("has_due", "overdue") else not value
-        for name, value in filters_of.items()
-        if name != "completed"
-    )
     total = (
         COUNT_OF[filters_of["completed"]]
-        if only_completed
+        if not filtered
         else sql.SQL("SELECT count(*) FROM tasks WHERE {}").format(where)
     )
     # The total rides along with the verdict, so an empty page needs no second query; the
@@ -407,6 +405,7 @@ class PostgresCallerTasks:
         statement = _list(
             shape,
             query.sort,
+            filtered=query.filtered,
             after=after is not None,
             key_missing=after is not None and after.key is None,
         )
